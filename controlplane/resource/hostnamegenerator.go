@@ -105,7 +105,7 @@ func (h *HostnameGenerator) Validate() *validation.Error {
 			sample.Labels[k] = v
 		}
 		if _, err := h.Hostname(sample); err != nil && !strings.Contains(err.Error(), "has no label") {
-			verr.Add(p.Field("template"), strings.TrimPrefix(err.Error(), "resource: hostname template: "))
+			verr.Add(p.Field("template"), strings.TrimPrefix(strings.TrimPrefix(err.Error(), "resource: "), "hostname template: "))
 		}
 	}
 	if ext := h.Spec.Extension; ext != nil {
