@@ -1,0 +1,385 @@
+package filter
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// Cache sizes of a Compiled configuration.
+const (
+	// TokenCacheSize bounds the cache of verified JWT-SVIDs.
+	TokenCacheSize = 1024
+	// PeerCacheSize bounds the cache of authorization decisions per peer ID.
+	PeerCacheSize = 4096
+)
+
+// route is a compiled Route.
+type route struct {
+	cluster     string
+	spiffeID    string
+	attachToken bool
+}
+
+// Compiled is a validated configuration ready for the request path. It is
+// safe for concurrent use.
+type Compiled struct {
+	mode     string
+	inbound  bool
+	byVIP    map[string]*route // "ip:port" in netip canonical form
+	byIP     map[string]*route // "ip" (route for any port)
+	byHost   map[string]*route // lower-case "host" or "host:port"
+	nRoutes  int
+	selfID   string
+	selfTD   string
+	token    string
+	tokenExp int64
+
+	service    string
+	denyExact  map[string]struct{}
+	allowExact map[string]struct{}
+	denyPfx    []string
+	allowPfx   []string
+	defaultAct string
+	meshPrefix string // "spiffe://<td>/" of selfID, for AllowMesh
+	keys       map[string]*ecdsa.PublicKey
+	audiences  []string
+
+	tokens *lru[tokenEntry]
+	peers  *lru[peerEntry]
+}
+
+// Mode returns "outbound" or "inbound".
+func (c *Compiled) Mode() string { return c.mode }
+
+// RouteCount returns the number of routes.
+func (c *Compiled) RouteCount() int { return c.nRoutes }
+
+// Compile validates a decoded configuration and builds the lookup tables. It
+// returns a *ConfigError listing every problem with its JSON path.
+func Compile(cfg *Config) (*Compiled, error) {
+	var p problems
+	c := &Compiled{
+		mode:       cfg.Mode,
+		byVIP:      map[string]*route{},
+		byIP:       map[string]*route{},
+		byHost:     map[string]*route{},
+		denyExact:  map[string]struct{}{},
+		allowExact: map[string]struct{}{},
+		defaultAct: ActionDeny,
+		tokens:     newLRU[tokenEntry](TokenCacheSize),
+		peers:      newLRU[peerEntry](PeerCacheSize),
+	}
+	switch cfg.Mode {
+	case ModeOutbound:
+	case ModeInbound:
+		c.inbound = true
+	case "":
+		p.add("mode", "required: %q or %q", ModeOutbound, ModeInbound)
+	default:
+		p.add("mode", "must be %q or %q, not %q", ModeOutbound, ModeInbound, cfg.Mode)
+	}
+	c.compileIdentity(&p, cfg.Identity)
+	c.compileRoutes(&p, cfg.Routes)
+	if cfg.Inbound != nil {
+		c.compileInbound(&p, cfg.Inbound)
+	} else if c.inbound {
+		p.add("inbound", "required in inbound mode")
+	}
+	if len(p.list) > 0 {
+		return nil, &ConfigError{Problems: p.list}
+	}
+	return c, nil
+}
+
+func (c *Compiled) compileIdentity(p *problems, id *Identity) {
+	if id == nil {
+		return
+	}
+	if id.SpiffeID == "" {
+		p.add("identity.spiffeId", "required")
+	} else if sid, err := spiffeid.FromString(id.SpiffeID); err != nil {
+		p.add("identity.spiffeId", "not a SPIFFE ID: %v", err)
+	} else {
+		c.selfID = sid.String()
+		c.selfTD = sid.TrustDomain().Name()
+		c.meshPrefix = sid.TrustDomain().IDString() + "/"
+	}
+	if id.TokenExpiresAt < 0 {
+		p.add("identity.tokenExpiresAt", "must be Unix seconds, not negative")
+	}
+	if id.Token == "" {
+		return
+	}
+	if !isTokenText(id.Token) {
+		p.add("identity.token", "must be a compact JWT (three base64url parts)")
+		return
+	}
+	c.token = id.Token
+	c.tokenExp = id.TokenExpiresAt
+	if c.tokenExp == 0 {
+		exp, ok := unverifiedExp(id.Token)
+		if !ok {
+			p.add("identity.tokenExpiresAt", "required when the token has no exp claim")
+		}
+		c.tokenExp = exp
+	}
+}
+
+// isTokenText reports whether s looks like a compact JWS and is safe to send
+// as a header value.
+func isTokenText(s string) bool {
+	if len(s) > MaxTokenLen || strings.Count(s, ".") != 2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// unverifiedExp reads the exp claim of our own token (not verified: the
+// control plane gave it to us).
+func unverifiedExp(tok string) (int64, bool) {
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return 0, false
+	}
+	var claims struct {
+		Exp float64 `json:"exp"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.Exp <= 0 {
+		return 0, false
+	}
+	return int64(claims.Exp), true
+}
+
+func (c *Compiled) compileRoutes(p *problems, routes []Route) {
+	owner := map[string]int{} // lookup key → route index, for duplicate reports
+	for i := range routes {
+		r := &routes[i]
+		path := fmt.Sprintf("routes[%d]", i)
+		cr := &route{cluster: r.Cluster, attachToken: r.AttachToken}
+		if r.Cluster == "" {
+			p.add(path+".cluster", "required")
+		} else if !isHeaderValue(r.Cluster) {
+			p.add(path+".cluster", "must be printable ASCII without spaces")
+		}
+		if r.SpiffeID != "" {
+			if sid, err := spiffeid.FromString(r.SpiffeID); err != nil {
+				p.add(path+".spiffeId", "not a SPIFFE ID: %v", err)
+			} else {
+				cr.spiffeID = sid.String()
+			}
+		}
+		if r.VIP == "" && len(r.Hosts) == 0 {
+			p.add(path, "needs a vip or at least one host")
+		}
+		if r.VIP != "" {
+			c.addVIP(p, owner, path+".vip", r.VIP, i, cr)
+		}
+		for j, h := range r.Hosts {
+			c.addHost(p, owner, fmt.Sprintf("%s.hosts[%d]", path, j), h, i, cr)
+		}
+		c.nRoutes++
+	}
+}
+
+func (c *Compiled) addVIP(p *problems, owner map[string]int, path, vip string, i int, r *route) {
+	var key string
+	var table map[string]*route
+	if ap, err := netip.ParseAddrPort(vip); err == nil {
+		if ap.Port() == 0 {
+			p.add(path, "port must be in 1..65535")
+			return
+		}
+		key, table = ap.String(), c.byVIP
+	} else if a, err := netip.ParseAddr(vip); err == nil && a.Zone() == "" {
+		key, table = a.String(), c.byIP
+	} else {
+		p.add(path, "must be ip:port or ip, not %q", vip)
+		return
+	}
+	if prev, dup := owner["vip "+key]; dup {
+		p.add(path, "%s is also the vip of routes[%d]", key, prev)
+		return
+	}
+	owner["vip "+key] = i
+	table[key] = r
+}
+
+func (c *Compiled) addHost(p *problems, owner map[string]int, path, h string, i int, r *route) {
+	key, ok := normalizeHost(h)
+	if !ok {
+		p.add(path, "must be a host name, optionally with :port, not %q", h)
+		return
+	}
+	if prev, dup := owner["host "+key]; dup {
+		if prev != i {
+			p.add(path, "%s is also a host of routes[%d]", key, prev)
+		}
+		return
+	}
+	owner["host "+key] = i
+	c.byHost[key] = r
+}
+
+// normalizeHost lower-cases a configured host[:port] and drops a trailing dot.
+func normalizeHost(h string) (string, bool) {
+	h = strings.ToLower(h)
+	host, port := h, ""
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		host, port = h[:i], h[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return "", false
+		}
+	}
+	host = strings.TrimSuffix(host, ".")
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		a, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil || !a.Is6() {
+			return "", false
+		}
+		host = "[" + a.String() + "]"
+	} else if host == "" || len(host) > 253 {
+		return "", false
+	} else {
+		for k := 0; k < len(host); k++ {
+			ch := host[k]
+			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-' || ch == '_') {
+				return "", false
+			}
+		}
+	}
+	if port != "" {
+		return host + ":" + port, true
+	}
+	return host, true
+}
+
+// isHeaderValue reports whether s is non-empty visible ASCII.
+func isHeaderValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Compiled) compileInbound(p *problems, in *Inbound) {
+	c.service = in.Service
+	if in.Service == "" {
+		if c.inbound {
+			p.add("inbound.service", "required in inbound mode")
+		}
+	} else if !isHeaderValue(in.Service) {
+		p.add("inbound.service", "must be printable ASCII without spaces")
+	}
+	switch in.Default {
+	case "", ActionDeny:
+		c.defaultAct = ActionDeny
+	case ActionAllow, ActionAllowWithShadowDeny:
+		c.defaultAct = ActionAllow
+	case DefaultAllowMesh:
+		c.defaultAct = DefaultAllowMesh
+		if c.meshPrefix == "" {
+			p.add("inbound.default", "AllowMesh needs identity.spiffeId (its trust domain is the mesh)")
+		}
+	default:
+		p.add("inbound.default", "must be %q, %q or %q, not %q", ActionAllow, ActionDeny, DefaultAllowMesh, in.Default)
+	}
+	for i, perm := range in.Permissions {
+		c.addPermission(p, fmt.Sprintf("inbound.permissions[%d]", i), perm)
+	}
+	for i, aud := range in.Audiences {
+		if aud == "" {
+			p.add(fmt.Sprintf("inbound.audiences[%d]", i), "must not be empty")
+		}
+	}
+	c.audiences = in.Audiences
+	if len(c.audiences) == 0 && c.selfTD != "" {
+		c.audiences = []string{c.selfTD}
+	}
+	if len(in.JWKS) > 0 && string(in.JWKS) != "null" {
+		c.keys = parseJWKS(p, "inbound.jwks", in.JWKS)
+		if len(c.audiences) == 0 {
+			p.add("inbound.audiences", "required with jwks when identity.spiffeId is not set")
+		}
+	}
+}
+
+func (c *Compiled) addPermission(p *problems, path string, perm Permission) {
+	var deny bool
+	switch perm.Action {
+	case ActionAllow, ActionAllowWithShadowDeny:
+	case ActionDeny:
+		deny = true
+	default:
+		p.add(path+".action", "must be %q or %q, not %q", ActionAllow, ActionDeny, perm.Action)
+	}
+	switch perm.Type {
+	case MatchExact:
+		sid, err := spiffeid.FromString(perm.Value)
+		if err != nil {
+			p.add(path+".value", "not a SPIFFE ID: %v", err)
+			return
+		}
+		if deny {
+			c.denyExact[sid.String()] = struct{}{}
+		} else {
+			c.allowExact[sid.String()] = struct{}{}
+		}
+	case MatchPrefix:
+		pfx, err := normalizePrefix(perm.Value)
+		if err != nil {
+			p.add(path+".value", "%v", err)
+			return
+		}
+		if deny {
+			c.denyPfx = append(c.denyPfx, pfx)
+		} else {
+			c.allowPfx = append(c.allowPfx, pfx)
+		}
+	default:
+		p.add(path+".type", "must be %q or %q, not %q", MatchExact, MatchPrefix, perm.Type)
+	}
+}
+
+// normalizePrefix validates a Prefix value. A value naming only a trust
+// domain ("spiffe://td" or "spiffe://td/") becomes "spiffe://td/", so that it
+// cannot match "spiffe://td.evil.example/...".
+func normalizePrefix(v string) (string, error) {
+	const scheme = "spiffe://"
+	if !strings.HasPrefix(v, scheme) {
+		return "", fmt.Errorf("must start with %q", scheme)
+	}
+	rest := v[len(scheme):]
+	tdName, path, hasPath := strings.Cut(rest, "/")
+	td, err := spiffeid.TrustDomainFromString(tdName)
+	if err != nil || td.Name() != tdName {
+		return "", fmt.Errorf("invalid trust domain %q", tdName)
+	}
+	for i := 0; i < len(path); i++ {
+		if !isPathChar(path[i]) && path[i] != '/' {
+			return "", fmt.Errorf("invalid character %q in path", path[i])
+		}
+	}
+	if !hasPath {
+		return v + "/", nil
+	}
+	return v, nil
+}

@@ -1,0 +1,276 @@
+package filtertest
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// SPIFFE IDs used by the table.
+const (
+	TD      = "default.mesh.local"
+	Web     = "spiffe://default.mesh.local/workload/web"
+	API     = "spiffe://default.mesh.local/workload/api"
+	Evil    = "spiffe://default.mesh.local/workload/evil"
+	Batch7  = "spiffe://default.mesh.local/workload/batch-7"
+	Batch   = "spiffe://default.mesh.local/workload/batch"
+	Admin   = "spiffe://default.mesh.local/workload/admin"
+	Partner = "spiffe://other.mesh.local/workload/partner"
+)
+
+// Suite is one configuration and the requests run against one plugin
+// instance built from it.
+type Suite struct {
+	// Name names the suite.
+	Name string
+	// Config is the JSON plugin configuration.
+	Config string
+	// Cases run in order on the same plugin.
+	Cases []Case
+}
+
+// Case is one request and what must come out of the filter.
+type Case struct {
+	// Name names the case.
+	Name string
+	// Destination is the destination.address property ("" = not set).
+	Destination string
+	// PeerURISAN is the connection.uri_san_peer_certificate property ("" = no mTLS).
+	PeerURISAN string
+	// Headers are the incoming request headers (lower-case names).
+	Headers [][2]string
+	// WantStatus is the local reply status, 0 when the request continues.
+	WantStatus int
+	// WantBody is the local reply body.
+	WantBody string
+	// WantHeaders are request headers after the filter; "" means absent.
+	WantHeaders map[string]string
+	// WantCounters are the metric increments of this request; every counter
+	// not listed must not move.
+	WantCounters []string
+}
+
+// BadConfig is a configuration the plugin must refuse at start.
+type BadConfig struct {
+	// Name names the case.
+	Name string
+	// Config is the JSON.
+	Config string
+	// WantLog is a substring of the single error log line.
+	WantLog string
+}
+
+// Keys are the signers the table uses: Good is in the JWKS, Rogue has the
+// same kid but another key, Other has a kid absent from the JWKS.
+type Keys struct {
+	Good, Rogue, Other *Signer
+	self               map[int64]string
+}
+
+// SelfToken returns the JWT-SVID of "web" expiring at exp (the same string
+// on every call: ECDSA signatures are randomized).
+func (k *Keys) SelfToken(exp int64) string {
+	if t, ok := k.self[exp]; ok {
+		return t
+	}
+	t := k.Good.Token(Claims(Web, TD, exp))
+	k.self[exp] = t
+	return t
+}
+
+// NewKeys makes fresh keys.
+func NewKeys() *Keys {
+	return &Keys{Good: NewSigner("k1"), Rogue: NewSigner("k1"), Other: NewSigner("k9"), self: map[int64]string{}}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("filtertest: %v", err))
+	}
+	return string(b)
+}
+
+// OutboundConfig returns an outbound configuration whose token expires at exp.
+func (k *Keys) OutboundConfig(exp int64) string {
+	return mustJSON(map[string]any{
+		"mode": "outbound",
+		"routes": []map[string]any{
+			{"vip": "127.1.0.5:8080", "hosts": []string{"redis.mesh.local"}, "cluster": "redis",
+				"spiffeId": "spiffe://default.mesh.local/workload/redis", "attachToken": true},
+			{"vip": "127.1.0.6:8080", "hosts": []string{"billing.mesh.local", "billing.internal:9090"},
+				"cluster": "billing"},
+		},
+		"identity": map[string]any{"spiffeId": Web,
+			"token": k.SelfToken(exp), "tokenExpiresAt": exp},
+	})
+}
+
+// InboundConfig returns the inbound configuration of service "web".
+func (k *Keys) InboundConfig() string {
+	return mustJSON(map[string]any{
+		"mode":     "inbound",
+		"identity": map[string]any{"spiffeId": Web},
+		"inbound": map[string]any{
+			"service": "web",
+			"default": "Deny",
+			"jwks":    JWKS(k.Good),
+			"permissions": []map[string]string{
+				{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Allow"},
+				{"type": "Exact", "value": Evil, "action": "Deny"},
+				{"type": "Prefix", "value": "spiffe://default.mesh.local/workload/batch-", "action": "Deny"},
+				{"type": "Exact", "value": Partner, "action": "Allow"},
+			},
+		},
+	})
+}
+
+func noRoute(dest string) string { return "ecsmesh: no route to " + dest }
+
+func denied(id string) string { return "ecsmesh: " + id + " may not call web" }
+
+// Suites returns the behaviour table.
+func (k *Keys) Suites() []Suite {
+	return []Suite{
+		{Name: "outbound", Config: k.OutboundConfig(Valid), Cases: k.outboundCases()},
+		{Name: "outbound-expired-token", Config: k.OutboundConfig(Expired), Cases: []Case{{
+			Name: "expired token not sent", Destination: "127.1.0.5:8080",
+			Headers:      [][2]string{{":authority", "redis.mesh.local"}, {"x-ecsmesh-identity", "app-forged"}},
+			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "redis", "x-ecsmesh-identity": ""},
+			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_expired"},
+		}}},
+		{Name: "inbound", Config: k.InboundConfig(), Cases: k.inboundCases()},
+	}
+}
+
+func (k *Keys) outboundCases() []Case {
+	valid := k.SelfToken(Valid)
+	routed := []string{"ecsmesh_filter_routed"}
+	return []Case{
+		{Name: "by VIP with token", Destination: "127.1.0.5:8080",
+			Headers:      [][2]string{{":authority", "10.0.0.1"}},
+			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "redis", "x-ecsmesh-identity": valid},
+			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_attached"}},
+		{Name: "VIP beats authority", Destination: "127.1.0.6:8080",
+			Headers:     [][2]string{{":authority", "redis.mesh.local"}},
+			WantHeaders: map[string]string{"x-ecsmesh-cluster": "billing", "x-ecsmesh-identity": ""}, WantCounters: routed},
+		{Name: "by authority", Destination: "127.0.0.1:16379",
+			Headers:     [][2]string{{":authority", "billing.mesh.local"}},
+			WantHeaders: map[string]string{"x-ecsmesh-cluster": "billing"}, WantCounters: routed},
+		{Name: "by authority with port", Destination: "127.0.0.1:16379",
+			Headers:     [][2]string{{":authority", "billing.mesh.local:8080"}},
+			WantHeaders: map[string]string{"x-ecsmesh-cluster": "billing"}, WantCounters: routed},
+		{Name: "by authority case-insensitive, no destination",
+			Headers:     [][2]string{{":authority", "BILLING.Mesh.Local:8080"}},
+			WantHeaders: map[string]string{"x-ecsmesh-cluster": "billing"}, WantCounters: routed},
+		{Name: "by authority with trailing dot",
+			Headers:      [][2]string{{":authority", "redis.mesh.local.:6379"}},
+			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "redis"},
+			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_attached"}},
+		{Name: "host:port entry exact", Headers: [][2]string{{":authority", "billing.internal:9090"}},
+			WantHeaders: map[string]string{"x-ecsmesh-cluster": "billing"}, WantCounters: routed},
+		{Name: "host:port entry other port", Destination: "127.0.0.1:9999",
+			Headers:    [][2]string{{":authority", "billing.internal:9091"}},
+			WantStatus: 503, WantBody: noRoute("billing.internal:9091"),
+			WantCounters: []string{"ecsmesh_filter_no_route"}},
+		{Name: "no route", Destination: "127.0.0.1:9999",
+			Headers:    [][2]string{{":authority", "unknown.mesh.local"}},
+			WantStatus: 503, WantBody: noRoute("unknown.mesh.local"),
+			WantCounters: []string{"ecsmesh_filter_no_route"}},
+		{Name: "no route echo is sanitized", Destination: "127.0.0.1:9999",
+			Headers:    [][2]string{{":authority", "<script>x y</script>"}},
+			WantStatus: 503, WantBody: noRoute("<script>x?y</script>"),
+			WantCounters: []string{"ecsmesh_filter_no_route"}},
+		{Name: "no route without authority", Destination: "127.0.0.1:9999",
+			WantStatus: 503, WantBody: noRoute("127.0.0.1:9999"),
+			WantCounters: []string{"ecsmesh_filter_no_route"}},
+		{Name: "spoofed headers from the app are stripped", Destination: "127.1.0.6:8080",
+			Headers: [][2]string{{":authority", "billing.mesh.local"}, {"x-ecsmesh-cluster", "admin"},
+				{"x-ecsmesh-peer-id", Admin}, {"x-ecsmesh-identity", "forged"}, {"x-ecsmesh-debug", "1"},
+				{"x-app", "kept"}},
+			WantHeaders: map[string]string{"x-ecsmesh-cluster": "billing", "x-ecsmesh-peer-id": "",
+				"x-ecsmesh-identity": "", "x-ecsmesh-debug": "", "x-app": "kept"},
+			WantCounters: routed},
+		{Name: "spoofed cluster on no route", Destination: "127.0.0.1:9999",
+			Headers:    [][2]string{{":authority", "nope"}, {"x-ecsmesh-cluster", "redis"}},
+			WantStatus: 503, WantBody: noRoute("nope"),
+			WantCounters: []string{"ecsmesh_filter_no_route"}},
+	}
+}
+
+func (k *Keys) inboundCases() []Case {
+	allowed := []string{"ecsmesh_filter_allowed"}
+	deny := []string{"ecsmesh_filter_denied"}
+	ok := func(id string) map[string]string {
+		return map[string]string{"x-ecsmesh-peer-id": id, "x-forwarded-client-cert": "URI=" + id,
+			"x-ecsmesh-identity": ""}
+	}
+	tok := func(s *Signer, sub, aud string, exp int64) [][2]string {
+		return [][2]string{{":authority", "web"}, {"x-ecsmesh-identity", s.Token(Claims(sub, aud, exp))}}
+	}
+	return []Case{
+		{Name: "mTLS allowed by prefix", PeerURISAN: API, WantHeaders: ok(API), WantCounters: allowed},
+		{Name: "mTLS exact Deny beats prefix Allow", PeerURISAN: Evil,
+			WantStatus: 403, WantBody: denied(Evil), WantCounters: deny},
+		{Name: "mTLS prefix Deny beats prefix Allow", PeerURISAN: Batch7,
+			WantStatus: 403, WantBody: denied(Batch7), WantCounters: deny},
+		{Name: "prefix is not exact", PeerURISAN: Batch, WantHeaders: ok(Batch), WantCounters: allowed},
+		{Name: "exact Allow in another trust domain", PeerURISAN: Partner,
+			WantHeaders: ok(Partner), WantCounters: allowed},
+		{Name: "exact does not match a longer ID", PeerURISAN: Partner + "2",
+			WantStatus: 403, WantBody: denied(Partner + "2"), WantCounters: deny},
+		{Name: "trust domain confusion", PeerURISAN: "spiffe://default.mesh.local.evil.example/workload/api",
+			WantStatus: 403, WantBody: denied("spiffe://default.mesh.local.evil.example/workload/api"),
+			WantCounters: deny},
+		{Name: "URI SAN that is not a SPIFFE ID", PeerURISAN: "https://evil.example/a b",
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "no mTLS, no token", Headers: [][2]string{{":authority", "web"}},
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "spoofed peer id without mTLS",
+			Headers:    [][2]string{{"x-ecsmesh-peer-id", API}, {"x-forwarded-client-cert", "URI=" + API}},
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "spoofed peer id and XFCC replaced", PeerURISAN: API,
+			Headers: [][2]string{{"x-ecsmesh-peer-id", Admin}, {"x-forwarded-client-cert", "URI=" + Admin},
+				{"x-ecsmesh-cluster", "x"}},
+			WantHeaders: map[string]string{"x-ecsmesh-peer-id": API, "x-forwarded-client-cert": "URI=" + API,
+				"x-ecsmesh-cluster": ""},
+			WantCounters: allowed},
+		{Name: "JWT-SVID without mTLS", Headers: tok(k.Good, API, TD, Valid),
+			WantHeaders: ok(API), WantCounters: allowed},
+		{Name: "JWT-SVID again (cached)", Headers: tok(k.Good, API, TD, Valid),
+			WantHeaders: ok(API), WantCounters: allowed},
+		{Name: "JWT-SVID subject denied", Headers: tok(k.Good, Evil, TD, Valid),
+			WantStatus: 403, WantBody: denied(Evil), WantCounters: deny},
+		{Name: "JWT-SVID expired", Headers: tok(k.Good, API, TD, Expired),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "JWT-SVID wrong key", Headers: tok(k.Rogue, API, TD, Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "JWT-SVID unknown kid", Headers: tok(k.Other, API, TD, Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "JWT-SVID wrong audience", Headers: tok(k.Good, API, "other.mesh.local", Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "JWT alg none", Headers: [][2]string{{"x-ecsmesh-identity", Unsigned(Claims(API, TD, Valid))}},
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "JWT alg HS256", Headers: [][2]string{{"x-ecsmesh-identity",
+			k.Good.TokenWithHeader(map[string]any{"alg": "HS256", "kid": "k1"}, Claims(API, TD, Valid))}},
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "JWT garbage", Headers: [][2]string{{"x-ecsmesh-identity", "a.b.c.d"}},
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
+		{Name: "mTLS wins over a token", PeerURISAN: API, Headers: tok(k.Good, Admin, TD, Valid),
+			WantHeaders: ok(API), WantCounters: allowed},
+	}
+}
+
+// BadConfigs returns configurations the plugin must refuse.
+func BadConfigs() []BadConfig {
+	return []BadConfig{
+		{Name: "not JSON", Config: "{mode: outbound", WantLog: "invalid JSON"},
+		{Name: "bad mode", Config: `{"mode":"sideways"}`, WantLog: `mode: must be "outbound" or "inbound"`},
+		{Name: "bad vip and missing cluster",
+			Config:  `{"mode":"outbound","routes":[{"vip":"nope","hosts":["a"]}]}`,
+			WantLog: `routes[0].cluster: required; routes[0].vip: must be ip:port or ip`},
+		{Name: "unknown field", Config: `{"mode":"outbound","routes":[{"vip":"127.0.0.1:80","cluster":"c","attachtoken":true}]}`,
+			WantLog: "routes[0].attachtoken: unknown field"},
+		{Name: "inbound without service", Config: `{"mode":"inbound","inbound":{"default":"Deny"}}`,
+			WantLog: "inbound.service: required"},
+	}
+}
