@@ -1,0 +1,94 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadRefusesAndNamesTheVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // substrings of the error
+	}{
+		{"privileged VIP port", map[string]string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "80"}, []string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT: must be in 1025..65535"}},
+		{"VIP port not a number", map[string]string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "http"}, []string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT: must be a whole number"}},
+		{"unknown store", map[string]string{"KUMA_STORE_TYPE": "etcd"}, []string{"KUMA_STORE_TYPE: must be sqlite, postgres or memory"}},
+		{"non-loopback CIDR with Route53", map[string]string{
+			"KMESH_RUNTIME_AWS_ROUTE53_ENABLED": "true", "KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID": "Z1",
+			"KUMA_IPAM_MESH_SERVICE_CIDR": "240.0.0.0/4", "KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR": "10.0.0.0/8",
+		}, []string{"KUMA_IPAM_MESH_SERVICE_CIDR: must lie in 127.0.0.0/8", "KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR: must lie in 127.0.0.0/8"}},
+		{"legacy CIDR with Route53", map[string]string{
+			"KMESH_RUNTIME_AWS_ROUTE53_ENABLED": "true", "KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID": "Z1", "KUMA_DNS_SERVER_CIDR": "240.0.0.0/4",
+		}, []string{"KUMA_DNS_SERVER_CIDR: must lie in 127.0.0.0/8"}},
+		{"Route53 without zone", map[string]string{"KMESH_RUNTIME_AWS_ROUTE53_ENABLED": "yes"}, []string{"KMESH_RUNTIME_AWS_ROUTE53_ENABLED: must be true or false"}},
+		{"Route53 on, zone missing", map[string]string{"KMESH_RUNTIME_AWS_ROUTE53_ENABLED": "true"}, []string{"KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID: must be set"}},
+		{"auth none on all interfaces", map[string]string{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE": "none"}, []string{"ECSMESH_API_ADDR: must be a loopback address", "ECSMESH_XDS_ADDR: must be a loopback address"}},
+		{"unknown proxy type", map[string]string{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE": "k8s"}, []string{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE: must be aws-iam or none"}},
+		{"admin exposed without token", map[string]string{"ECSMESH_ADMIN_ADDR": "0.0.0.0:5681"}, []string{"ECSMESH_ADMIN_TOKEN: must be set"}},
+		{"bad account", map[string]string{"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "123456789012, 42"}, []string{`KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS: entry 1 must be a 12-digit AWS account ID, got "42"`}},
+		{"bad tls mode", map[string]string{"KUMA_STORE_TYPE": "postgres", "KUMA_STORE_POSTGRES_TLS_MODE": "on"}, []string{"KUMA_STORE_POSTGRES_TLS_MODE"}},
+		{"every problem at once", map[string]string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "80", "KUMA_STORE_TYPE": "etcd"}, []string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT", "KUMA_STORE_TYPE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(Flags{}, env(tt.env))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadDefaultsAndOverrides(t *testing.T) {
+	c, err := Load(Flags{}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != ":5678" || c.XDSAddr != ":5679" || c.AdminAddr != "127.0.0.1:5681" || c.DNS.VIPPort != 8080 || c.Store.Type != StoreSQLite || c.Route53.RefreshInterval.Seconds() != 10 {
+		t.Errorf("defaults = %+v", c)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cp.yaml")
+	if err := os.WriteFile(file, []byte("apiAddr: 127.0.0.1:7000\ndns:\n  vipPort: 9000\nstore:\n  type: memory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(Flags{ConfigFile: file, AdminAddr: "127.0.0.1:7001"}, env(map[string]string{
+		"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "9001", "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "123456789012,210987654321",
+		"KUMA_DNS_SERVER_CIDR": "127.9.0.0/16",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != "127.0.0.1:7000" || c.AdminAddr != "127.0.0.1:7001" || c.DNS.VIPPort != 9001 || c.Store.Type != StoreMemory {
+		t.Errorf("precedence wrong: %+v", c)
+	}
+	if len(c.Auth.AuthorizedAccountIDs) != 2 || c.DNS.ServiceCIDR != "127.9.0.0/16" {
+		t.Errorf("accounts %v, service CIDR %s", c.Auth.AuthorizedAccountIDs, c.DNS.ServiceCIDR)
+	}
+	if err := os.WriteFile(file, []byte("apiAdr: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(Flags{ConfigFile: file}, env(nil)); err == nil || !strings.Contains(err.Error(), "apiAdr") {
+		t.Errorf("unknown config key: err = %v", err)
+	}
+}
+
+func TestPostgresDSNQuotes(t *testing.T) {
+	c := Default()
+	c.Store.Postgres.Password = `p'w d\`
+	if got := c.PostgresDSN(); !strings.Contains(got, `password='p\'w d\\'`) {
+		t.Errorf("DSN = %s", got)
+	}
+}

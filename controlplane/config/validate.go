@@ -1,0 +1,138 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+)
+
+var (
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+	domainRE  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	zoneIDRE  = regexp.MustCompile(`^(/hostedzone/)?[A-Z0-9]{1,32}$`)
+	loopback8 = netip.MustParsePrefix("127.0.0.0/8")
+)
+
+// Validate returns every problem of c, each named by the variable (or
+// flag, or config key) that set it.
+func (c *Config) Validate() *validation.Error {
+	verr := &validation.Error{}
+	add := func(field, env, msg string) { verr.Add(validation.Root().Field(c.source(field, env)), msg) }
+
+	for _, a := range []struct{ field, env, v string }{
+		{"apiAddr", "ECSMESH_API_ADDR", c.APIAddr},
+		{"xdsAddr", "ECSMESH_XDS_ADDR", c.XDSAddr},
+		{"adminAddr", "ECSMESH_ADMIN_ADDR", c.AdminAddr},
+	} {
+		if _, port, err := net.SplitHostPort(a.v); err != nil || port == "" {
+			add(a.field, a.env, fmt.Sprintf("must be host:port such as 127.0.0.1:5681 or :5678, got %q", a.v))
+			continue
+		}
+		if c.Auth.ProxyType == AuthNone && !IsLoopback(a.v) {
+			add(a.field, a.env, fmt.Sprintf("must be a loopback address (127.0.0.1:port) when KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE=none, got %q: without authentication the CP serves local development only", a.v))
+		}
+	}
+	if !IsLoopback(c.AdminAddr) && c.AdminToken == "" {
+		add("adminToken", "ECSMESH_ADMIN_TOKEN", fmt.Sprintf("must be set when the admin API listens on a non-loopback address (%s); or bind it to 127.0.0.1", c.AdminAddr))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		add("adminToken", "ECSMESH_ADMIN_TOKEN", "must be at least 16 characters")
+	}
+	if c.DataDir == "" {
+		add("dataDir", "ECSMESH_DATA_DIR", "must be set")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		add("tlsCertFile", "KUMA_GENERAL_TLS_CERT_FILE", "KUMA_GENERAL_TLS_CERT_FILE and KUMA_GENERAL_TLS_KEY_FILE must be set together")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("logLevel", "ECSMESH_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+
+	switch c.Store.Type {
+	case StoreSQLite, StoreMemory:
+	case StorePostgres:
+		p := c.Store.Postgres
+		if p.Host == "" {
+			add("store.postgres.host", "KUMA_STORE_POSTGRES_HOST", "must be set when KUMA_STORE_TYPE=postgres")
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			add("store.postgres.port", "KUMA_STORE_POSTGRES_PORT", "must be in 1..65535")
+		}
+		if p.DBName == "" {
+			add("store.postgres.dbName", "KUMA_STORE_POSTGRES_DB_NAME", "must be set when KUMA_STORE_TYPE=postgres")
+		}
+		switch p.TLSMode {
+		case "disable", "verifyNone", "verifyCa", "verifyFull":
+		default:
+			add("store.postgres.tlsMode", "KUMA_STORE_POSTGRES_TLS_MODE", "must be disable, verifyNone, verifyCa or verifyFull")
+		}
+	default:
+		add("store.type", "KUMA_STORE_TYPE", fmt.Sprintf("must be sqlite, postgres or memory, got %q", c.Store.Type))
+	}
+
+	switch c.Auth.ProxyType {
+	case AuthAWSIAM, AuthNone:
+	default:
+		add("auth.proxyType", "KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE", fmt.Sprintf("must be aws-iam or none, got %q", c.Auth.ProxyType))
+	}
+	for i, a := range c.Auth.AuthorizedAccountIDs {
+		if !accountRE.MatchString(a) {
+			add("auth.authorizedAccountIds", "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", fmt.Sprintf("entry %d must be a 12-digit AWS account ID, got %q", i, a))
+		}
+	}
+	if c.Auth.ProxyType == AuthAWSIAM && strings.TrimSpace(c.Auth.ServerID) == "" {
+		add("auth.serverId", "ECSMESH_AWSIAM_SERVER_ID", "must not be empty")
+	}
+
+	if !domainRE.MatchString(c.DNS.Domain) {
+		add("dns.domain", "KUMA_DNS_SERVER_DOMAIN", fmt.Sprintf("must be a DNS domain such as mesh.local, got %q", c.DNS.Domain))
+	}
+	if c.DNS.VIPPort <= 1024 || c.DNS.VIPPort > 65535 {
+		add("dns.vipPort", "KUMA_DNS_SERVER_SERVICE_VIP_PORT", fmt.Sprintf("must be in 1025..65535 (Fargate tasks cannot bind privileged ports), got %d", c.DNS.VIPPort))
+	}
+	for _, r := range []struct{ field, env, v string }{
+		{"dns.serverCidr", "KUMA_DNS_SERVER_CIDR", c.DNS.ServerCIDR},
+		{"dns.serviceCidr", "KUMA_IPAM_MESH_SERVICE_CIDR", c.DNS.ServiceCIDR},
+		{"dns.externalServiceCidr", "KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR", c.DNS.ExternalServiceCIDR},
+		{"dns.multiZoneServiceCidr", "KUMA_IPAM_MESH_MULTI_ZONE_SERVICE_CIDR", c.DNS.MultiZoneServiceCIDR},
+	} {
+		if r.v == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(r.v)
+		if err != nil || !p.Addr().Is4() {
+			add(r.field, r.env, fmt.Sprintf("must be an IPv4 CIDR such as 127.1.0.0/16, got %q", r.v))
+			continue
+		}
+		if c.Route53.Enabled && (!loopback8.Contains(p.Addr()) || p.Bits() < 8) {
+			add(r.field, r.env, fmt.Sprintf("must lie in 127.0.0.0/8 when KMESH_RUNTIME_AWS_ROUTE53_ENABLED=true (sidecars listen on loopback VIPs; Fargate has no transparent proxy), got %s", r.v))
+		}
+		if p.Bits() > 30 {
+			add(r.field, r.env, fmt.Sprintf("is too small (%s); use at least a /30", r.v))
+		}
+	}
+
+	if c.Route53.Enabled {
+		if c.Route53.HostedZoneID == "" {
+			add("route53.hostedZoneId", "KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID", "must be set when KMESH_RUNTIME_AWS_ROUTE53_ENABLED=true (the private hosted zone's ID, e.g. Z0123456789ABCDEFGHIJ)")
+		} else if !zoneIDRE.MatchString(c.Route53.HostedZoneID) {
+			add("route53.hostedZoneId", "KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID", fmt.Sprintf("must be a hosted zone ID of upper-case letters and digits, got %q", c.Route53.HostedZoneID))
+		}
+	}
+	if c.Route53.RefreshInterval < 1e9 {
+		add("route53.refreshInterval", "KMESH_RUNTIME_AWS_ROUTE53_REFRESH_INTERVAL", "must be at least 1s")
+	}
+	if c.Route53.RequestsPerSecond <= 0 || c.Route53.RequestsPerSecond > 5 {
+		add("route53.requestsPerSecond", "ECSMESH_ROUTE53_REQUESTS_PER_SECOND", "must be in (0, 5]: Route53 allows 5 requests per second per account")
+	}
+	if c.Route53.OwnerID == "" || strings.ContainsAny(c.Route53.OwnerID, ",\"= ") {
+		add("route53.ownerId", "ECSMESH_ROUTE53_OWNER_ID", "must be a non-empty word without commas, quotes, '=' or spaces")
+	}
+	return verr
+}
