@@ -127,7 +127,7 @@ func (f *Fake) container(t Task, c Container) map[string]any {
 	m := map[string]any{
 		"DockerId": "d-" + c.Name, "Name": c.Name, "DockerName": "ecs-" + c.Name,
 		"KnownStatus": c.KnownStatus, "DesiredStatus": "RUNNING", "Type": "NORMAL",
-		"Labels": map[string]string{"com.amazonaws.ecs.cluster": t.Cluster, "com.amazonaws.ecs.task-arn": t.TaskARN, "com.amazonaws.ecs.container-name": c.Name},
+		"Labels":   map[string]string{"com.amazonaws.ecs.cluster": t.Cluster, "com.amazonaws.ecs.task-arn": t.TaskARN, "com.amazonaws.ecs.container-name": c.Name},
 		"Networks": []any{map[string]any{"NetworkMode": "awsvpc", "IPv4Addresses": []string{t.IPv4Address}}},
 	}
 	if c.ExitCode != nil {
