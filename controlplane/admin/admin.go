@@ -223,7 +223,9 @@ func (h *handler) del(w http.ResponseWriter, r *http.Request, kind, mesh, name s
 	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
-func (h *handler) listMeshes(w http.ResponseWriter, r *http.Request) { h.list(w, r, resource.KindMesh, "") }
+func (h *handler) listMeshes(w http.ResponseWriter, r *http.Request) {
+	h.list(w, r, resource.KindMesh, "")
+}
 func (h *handler) getMesh(w http.ResponseWriter, r *http.Request) {
 	h.get(w, r, resource.KindMesh, "", r.PathValue("mesh"))
 }
