@@ -11,3 +11,5 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) store.Backend { return memory.New(nil) }, nil, storetest.Capabilities{})
 }
+
+func BenchmarkStore(b *testing.B) { storetest.Bench(b, memory.New(nil)) }

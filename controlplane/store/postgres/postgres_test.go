@@ -85,3 +85,26 @@ func TestConformance(t *testing.T) {
 		},
 		storetest.Capabilities{Persistent: true, CrossInstanceWatch: true})
 }
+
+func BenchmarkStore(b *testing.B) {
+	dsn := os.Getenv(DSNEnv)
+	if dsn == "" {
+		b.Fatal(DSNEnv + " is not set: start PostgreSQL and export " + DSNEnv)
+	}
+	rnd := make([]byte, 6)
+	_, _ = rand.Read(rnd)
+	schema := "ecsmesh_bench_" + hex.EncodeToString(rnd)
+	s, err := postgres.Open(b.Context(), dsn, postgres.WithSchema(schema))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+			_ = conn.Close(context.Background())
+		}
+	}()
+	defer s.Close()
+	storetest.Bench(b, s)
+}

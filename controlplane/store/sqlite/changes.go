@@ -79,10 +79,10 @@ func (s *Store) maybePurge(ctx context.Context) {
 	if !due {
 		return
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM records WHERE expires_at <> 0 AND expires_at <= ?`, now.UnixNano()); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM records WHERE expires_at <> 0 AND expires_at <= ?`, now.UnixNano()); err != nil {
 		s.cfg.log.Warn("sqlite: purging expired records failed", "error", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM changes WHERE at < ?`, now.Add(-s.cfg.retention).UnixNano()); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM changes WHERE at < ?`, now.Add(-s.cfg.retention).UnixNano()); err != nil {
 		s.cfg.log.Warn("sqlite: pruning changes failed", "error", err)
 	}
 }

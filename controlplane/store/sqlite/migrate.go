@@ -4,11 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	sqlitedriver "modernc.org/sqlite"
 )
 
 //go:embed migrations/*.sql
@@ -59,12 +63,6 @@ func migrate(ctx context.Context, db *sql.DB, now func() int64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlite: creating schema_migrations: %w", err)
-	}
 	for _, m := range ms {
 		if err := applyMigration(ctx, db, m, now); err != nil {
 			return err
@@ -83,6 +81,15 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, now func() int
 			_ = tx.Rollback()
 		}
 	}()
+	// Created inside the immediate transaction: an autocommit DDL would
+	// take a read lock first and, racing another starting instance, could
+	// fail with SQLITE_BUSY without waiting.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: creating schema_migrations: %w", err)
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 		return fmt.Errorf("sqlite: checking migration %s: %w", m.name, err)
@@ -100,4 +107,33 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, now func() int
 		return fmt.Errorf("sqlite: committing migration %s: %w", m.name, err)
 	}
 	return nil
+}
+
+// busy reports SQLITE_BUSY (any extended code): the database was locked
+// in a way the busy timeout does not wait for, such as two connections
+// switching a new file to WAL at once.
+func busy(err error) bool {
+	var se *sqlitedriver.Error
+	return errors.As(err, &se) && se.Code()&0xff == 5
+}
+
+// migrateRetrying runs migrate, retrying for up to timeout while the
+// database is busy.
+func migrateRetrying(ctx context.Context, db *sql.DB, now func() int64, timeout time.Duration) error {
+	end := time.Now().Add(timeout)
+	wait := 10 * time.Millisecond
+	for {
+		err := migrate(ctx, db, now)
+		if err == nil || !busy(err) || time.Now().After(end) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }

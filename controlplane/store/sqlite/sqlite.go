@@ -115,7 +115,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	db.SetMaxOpenConns(cfg.maxOpenConns)
 	db.SetMaxIdleConns(cfg.maxOpenConns)
-	if err := migrate(ctx, db, func() int64 { return cfg.now().UnixNano() }); err != nil {
+	if err := migrateRetrying(ctx, db, func() int64 { return cfg.now().UnixNano() }, cfg.busyTimeout); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: migrating %s: %w", path, err)
 	}
