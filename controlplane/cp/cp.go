@@ -1,0 +1,134 @@
+// Package cp assembles the control plane: store, admin API, sidecar API,
+// xDS server, DNS writer, under one context, and shuts them down on
+// cancellation.
+package cp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/admin"
+	"github.com/ecsmesh/ecsmesh/controlplane/config"
+	"github.com/ecsmesh/ecsmesh/controlplane/manager"
+	"github.com/ecsmesh/ecsmesh/controlplane/store"
+)
+
+// Addrs are the addresses the CP actually listens on (useful with :0).
+type Addrs struct {
+	Admin string
+	API   string
+	XDS   string
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store store.Backend
+	reg   *prometheus.Registry
+
+	mu    sync.Mutex
+	addrs Addrs
+	ready chan struct{}
+}
+
+// New opens the store and prepares the servers; Run starts them.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	st, err := OpenStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Server{cfg: cfg, log: log, store: st, reg: reg, ready: make(chan struct{})}, nil
+}
+
+// Store returns the CP's store.
+func (s *Server) Store() store.Backend { return s.store }
+
+// Ready is closed once every listener is up.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the bound addresses once Ready is closed.
+func (s *Server) Addrs() Addrs {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs
+}
+
+// Run serves until ctx ends, then shuts down gracefully (in-flight
+// requests get up to 10 s) and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	mgr := manager.New(s.store)
+	adminLn, err := net.Listen("tcp", s.cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("listening on ECSMESH_ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
+	}
+	adminSrv := &http.Server{
+		Handler: admin.Handler(admin.Options{
+			Manager: mgr,
+			Logger:  s.log,
+			Token:   s.cfg.AdminToken,
+			Metrics: promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
+			Ready:   s.checkReady,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	s.mu.Lock()
+	s.addrs.Admin = adminLn.Addr().String()
+	s.mu.Unlock()
+
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s server: %w", name, err)
+			}
+		}()
+	}
+	serve("admin", adminSrv, adminLn)
+	s.log.Info("admin API listening", "addr", s.addrs.Admin)
+	close(s.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.log.Error("stopping", "err", runErr)
+	}
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer done()
+	_ = adminSrv.Shutdown(shutdownCtx)
+	wg.Wait()
+	s.log.Info("control plane stopped")
+	return runErr
+}
+
+func (s *Server) checkReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+	default:
+		return errors.New("starting")
+	}
+	if _, err := s.store.List(ctx, "Mesh", store.ListOptions{}); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
