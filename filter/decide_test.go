@@ -191,3 +191,35 @@ func TestStrip(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentDecide exercises the caches from many goroutines, as the
+// Envoy Go filter does (run with -race).
+func TestConcurrentDecide(t *testing.T) {
+	keys := filtertest.NewKeys()
+	c := mustParse(t, keys.InboundConfig())
+	toks := make([]string, 8)
+	for i := range toks {
+		toks[i] = keys.Good.Token(filtertest.Claims(fmt.Sprintf("spiffe://default.mesh.local/w/%d", i), filtertest.TD, filtertest.Valid))
+	}
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			defer func() { done <- true }()
+			for i := 0; i < 200; i++ {
+				var d Decision
+				req := Request{IdentityToken: toks[(g+i)%len(toks)], Now: 1}
+				if i%2 == 0 {
+					req = Request{PeerURISAN: fmt.Sprintf("spiffe://default.mesh.local/p/%d", i%16), Now: 1}
+				}
+				c.Decide(&req, &d)
+				if d.Status != 0 {
+					t.Errorf("refused %+v: %s", req, d.Body)
+					return
+				}
+			}
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
