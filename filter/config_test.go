@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
 )
 
 func TestParseProblems(t *testing.T) {
@@ -120,5 +122,35 @@ func TestParseValidRoundTrip(t *testing.T) {
 		if got != l.want {
 			t.Errorf("Lookup(%q, %q) = %q, want %q", l.dest, l.authority, got, l.want)
 		}
+	}
+}
+
+func TestInboundConfigRoundTrip(t *testing.T) {
+	keys := filtertest.NewKeys()
+	cfg := Config{
+		Mode:     ModeInbound,
+		Identity: &Identity{SpiffeID: filtertest.Web},
+		Inbound: &Inbound{
+			Service:     "web",
+			Default:     DefaultAllowMesh,
+			JWKS:        filtertest.JWKS(keys.Good),
+			Audiences:   []string{"default.mesh.local", "alb"},
+			Permissions: []Permission{{Type: MatchExact, Value: filtertest.Evil, Action: ActionDeny}},
+		},
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", data, err)
+	}
+	if c.Authorize(filtertest.Evil) || !c.Authorize(filtertest.API) || c.Authorize(filtertest.Partner) {
+		t.Error("AllowMesh with an exact Deny decided wrongly")
+	}
+	tok := keys.Good.Token(filtertest.Claims(filtertest.API, "alb", filtertest.Valid))
+	if sub, reason := c.VerifyToken(tok, 1); sub != filtertest.API {
+		t.Errorf("token for audience alb refused: %s", reason)
 	}
 }

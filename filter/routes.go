@@ -39,20 +39,22 @@ func (c *Compiled) lookup(dest, authority string) *route {
 	if hasUpper(a) {
 		n := copy(buf[:], a)
 		lower(buf[:n])
-		return c.lookupHost(buf[:n])
+		return c.lookupHost(buf[:n], false)
 	}
 	if r := c.byHost[a]; r != nil {
 		return r
 	}
 	n := copy(buf[:], a)
-	return c.lookupHost(buf[:n])
+	return c.lookupHost(buf[:n], true)
 }
 
 // lookupHost looks up a lower-case authority: exactly, then without its port,
 // then without a trailing dot. The map lookups with string(b) do not allocate.
-func (c *Compiled) lookupHost(b []byte) *route {
-	if r := c.byHost[string(b)]; r != nil {
-		return r
+func (c *Compiled) lookupHost(b []byte, exactTried bool) *route {
+	if !exactTried {
+		if r := c.byHost[string(b)]; r != nil {
+			return r
+		}
 	}
 	host, port, hasPort := splitPortBytes(b)
 	if len(host) > 1 && host[len(host)-1] == '.' {

@@ -91,7 +91,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	}()
 	c := h.plugin.compiled
 	if c == nil {
-		return types.ActionContinue
+		// Unreachable when the host honours a failed start; fail closed anyway.
+		_ = sdk.SendHttpResponse(500, textPlain(), []byte("ecsmesh: filter has no configuration"), -1)
+		return types.ActionPause
 	}
 	headers, err := sdk.GetHttpRequestHeaders()
 	if err != nil {
