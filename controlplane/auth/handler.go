@@ -1,0 +1,57 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/problem"
+)
+
+// MaxLoginBody caps the body of POST /v1/auth/aws-iam/login (SPEC §3).
+const MaxLoginBody = 16 << 10
+
+// LoginResponse is the answer to a successful login.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// LoginHandler serves POST /v1/auth/aws-iam/login: a LoginRequest body of
+// at most 16 KiB (413 beyond), answered with LoginResponse or a problem.
+func (v *Verifier) LoginHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			problem.Write(w, problem.New(http.StatusMethodNotAllowed, "method_not_allowed", "use POST", ""))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxLoginBody))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			v.metrics.observe(problem.New(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "", ""))
+			problem.Write(w, problem.New(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "login request too large", "the body is capped at 16 KiB"))
+			return
+		}
+		if err != nil {
+			problem.Write(w, problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid login request", "cannot read the body"))
+			return
+		}
+		var req LoginRequest
+		if err := strictJSON(body, &req, nil); err != nil {
+			v.metrics.observe(problem.New(http.StatusBadRequest, ReasonInvalidRequest, "", ""))
+			problem.Write(w, problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid login request", "the body must be a JSON object {mesh, name, proxyType, loginToken}"))
+			return
+		}
+		res, err := v.Authenticate(r.Context(), req, nil)
+		if err != nil {
+			problem.Write(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(LoginResponse{Token: res.Token, ExpiresAt: res.ExpiresAt})
+	})
+}
