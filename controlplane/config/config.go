@@ -43,6 +43,9 @@ type Config struct {
 	// (KUMA_GENERAL_TLS_CERT_FILE, KUMA_GENERAL_TLS_KEY_FILE).
 	TLSCertFile string `json:"tlsCertFile,omitempty"`
 	TLSKeyFile  string `json:"tlsKeyFile,omitempty"`
+	// ExtraTLSNames are more DNS names for the CP's own server certificate
+	// (ECSMESH_TLS_SANS, comma-separated), e.g. the CP's service DNS name.
+	ExtraTLSNames []string `json:"tlsNames,omitempty"`
 	// LogLevel is debug, info, warn or error (ECSMESH_LOG_LEVEL).
 	LogLevel string `json:"logLevel"`
 	// InstanceID names this replica in leases (ECSMESH_INSTANCE_ID);

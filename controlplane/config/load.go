@@ -57,6 +57,10 @@ var envVars = []envVar{
 	{"ECSMESH_INSTANCE_ID", "instanceId", str(func(c *Config) *string { return &c.InstanceID })},
 	{"KUMA_GENERAL_TLS_CERT_FILE", "tlsCertFile", str(func(c *Config) *string { return &c.TLSCertFile })},
 	{"KUMA_GENERAL_TLS_KEY_FILE", "tlsKeyFile", str(func(c *Config) *string { return &c.TLSKeyFile })},
+	{"ECSMESH_TLS_SANS", "tlsNames", func(c *Config, v string) error {
+		c.ExtraTLSNames = splitList(v)
+		return nil
+	}},
 	{"KUMA_STORE_TYPE", "store.type", str(func(c *Config) *string { return &c.Store.Type })},
 	{"KUMA_STORE_POSTGRES_HOST", "store.postgres.host", str(func(c *Config) *string { return &c.Store.Postgres.Host })},
 	{"KUMA_STORE_POSTGRES_PORT", "store.postgres.port", integer(func(c *Config) *int { return &c.Store.Postgres.Port })},

@@ -5,6 +5,7 @@ package cp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/admin"
+	"github.com/ecsmesh/ecsmesh/controlplane/ca"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
 
 // Addrs are the addresses the CP actually listens on (useful with :0).
@@ -32,10 +35,12 @@ type Addrs struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store store.Backend
-	reg   *prometheus.Registry
+	cfg    config.Config
+	log    *slog.Logger
+	store  store.Backend
+	reg    *prometheus.Registry
+	tokens *token.Issuer
+	ca     *ca.Authority
 
 	mu    sync.Mutex
 	addrs Addrs
@@ -50,8 +55,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{cfg: cfg, log: log, store: st, reg: reg, ready: make(chan struct{})}, nil
+	tokens, err := token.New(token.Config{Store: st, Logger: log.With("component", "token")})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("starting token issuer: %w", err)
+	}
+	authority, err := ca.New(ca.Config{Store: st, Logger: log.With("component", "ca")})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("starting mesh CA: %w", err)
+	}
+	return &Server{cfg: cfg, log: log, store: st, reg: reg, tokens: tokens, ca: authority, ready: make(chan struct{})}, nil
 }
+
+// Tokens returns the token issuer (dataplane tokens, JWT-SVIDs, JWKS).
+func (s *Server) Tokens() *token.Issuer { return s.tokens }
+
+// CA returns the mesh certificate authority.
+func (s *Server) CA() *ca.Authority { return s.ca }
 
 // Store returns the CP's store.
 func (s *Server) Store() store.Backend { return s.store }
@@ -74,17 +95,53 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 
 	mgr := manager.New(s.store)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	for name, run := range map[string]func(context.Context) error{"token": s.tokens.Run, "ca": s.ca.Run} {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("background loop stopped", "loop", name, "err", err)
+			}
+		}()
+	}
+	defer cancel()
+
+	tlsCfg, caPEM, err := s.serverTLS(ctx)
+	if err != nil {
+		return err
+	}
+	if p, err := writeCAFile(s.cfg.DataDir, caPEM); err != nil {
+		s.log.Warn("cannot write the CP CA certificate for agents", "err", err)
+	} else if p != "" {
+		s.log.Info("control plane CA certificate written (agents: --ca-cert-file)", "path", p)
+	}
+	apiLn, err := net.Listen("tcp", s.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listening on ECSMESH_API_ADDR %s: %w", s.cfg.APIAddr, err)
+	}
+	apiMux := http.NewServeMux()
+	apiMux.Handle("GET /.well-known/", s.tokens.Handler())
+	for pattern, h := range s.apiHandlers(ctx) {
+		apiMux.Handle(pattern, h)
+	}
+	apiSrv := &http.Server{Handler: apiMux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	s.mu.Lock()
+	s.addrs.API = apiLn.Addr().String()
+	s.mu.Unlock()
 	adminLn, err := net.Listen("tcp", s.cfg.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("listening on ECSMESH_ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
 	}
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Options{
-			Manager: mgr,
-			Logger:  s.log,
-			Token:   s.cfg.AdminToken,
-			Metrics: promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
-			Ready:   s.checkReady,
+			Manager:   mgr,
+			Logger:    s.log,
+			Token:     s.cfg.AdminToken,
+			Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
+			Ready:     s.checkReady,
+			WellKnown: s.tokens.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -105,6 +162,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serve("admin", adminSrv, adminLn)
 	s.log.Info("admin API listening", "addr", s.addrs.Admin)
+	serve("api", apiSrv, tls.NewListener(apiLn, tlsCfg))
+	s.log.Info("sidecar API listening (HTTPS)", "addr", s.addrs.API)
 	close(s.ready)
 
 	var runErr error
@@ -116,6 +175,7 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
 	_ = adminSrv.Shutdown(shutdownCtx)
+	_ = apiSrv.Shutdown(shutdownCtx)
 	wg.Wait()
 	s.log.Info("control plane stopped")
 	return runErr
@@ -132,3 +192,4 @@ func (s *Server) checkReady(ctx context.Context) error {
 	}
 	return nil
 }
+

@@ -1,0 +1,66 @@
+# ecsmesh — `make run` starts the mesh locally, `make test` is what CI runs.
+GO        ?= go
+BUILD     := build
+GOFLAGS_TEST ?= -timeout 25m
+# Tests that need PostgreSQL read this DSN; CI has PostgreSQL on 127.0.0.1:5432.
+export ECSMESH_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+.PHONY: all build cp dp wasm so test test-race bench bench-quick fuzz run demo lint images clean
+
+all: build
+
+build: cp dp wasm so
+
+cp:
+	$(GO) build -o $(BUILD)/ecsmesh-cp ./controlplane/cmd/ecsmesh-cp
+
+dp:
+	$(GO) build -o $(BUILD)/ecsmesh-dp ./bootstrap/cmd/ecsmesh-dp
+
+wasm:
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(BUILD)/ecsmesh-filter.wasm ./filter/cmd/wasm
+
+so:
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o $(BUILD)/ecsmesh-filter.so ./filter/cmd/golang
+
+# Unit, wasm-mode filter, store conformance (SQLite and PostgreSQL) and
+# end-to-end tests. Nothing is skipped for a missing dependency.
+test: wasm
+	ECSMESH_FILTER_WASM=$(CURDIR)/$(BUILD)/ecsmesh-filter.wasm $(GO) test $(GOFLAGS_TEST) ./...
+
+test-race:
+	$(GO) test -race $(GOFLAGS_TEST) ./...
+
+bench: build
+	$(GO) run ./bench/cmd/report
+
+bench-quick: wasm
+	$(GO) run ./bench/cmd/report -quick
+
+# Each fuzz target for a bounded time (FUZZTIME, default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for spec in $$($(GO) test -list '^Fuzz' ./... 2>/dev/null | awk '/^ok/{pkg=$$2} /^Fuzz/{print pkg":"$$1}' ); do \
+		pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "== $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+run: build
+	$(BUILD)/ecsmesh-cp dev run
+
+demo: build
+	$(BUILD)/ecsmesh-cp dev demo
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+images: build
+	@if docker info >/dev/null 2>&1; then \
+		docker build -f images/sidecar.Dockerfile -t ecsmesh/sidecar:dev . && \
+		docker build -f images/controlplane.Dockerfile -t ecsmesh/controlplane:dev . ; \
+	else echo "make images: skipped: no Docker engine on this machine (docker info failed)"; fi
+
+clean:
+	rm -rf $(BUILD)
