@@ -192,4 +192,3 @@ func (s *Server) checkReady(ctx context.Context) error {
 	}
 	return nil
 }
-
