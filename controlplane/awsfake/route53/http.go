@@ -260,8 +260,12 @@ func (s *Server) change(w http.ResponseWriter, body []byte, id, reqID string) {
 		changes[i] = Change{Action: c.Action, Set: fromXML(c.Set)}
 	}
 	if msgs := z.apply(changes); msgs != nil {
+		s.rejected++
 		writeInvalidChangeBatch(w, msgs, reqID)
 		return
+	}
+	for _, c := range changes {
+		s.applied[c.Action]++
 	}
 	s.nextID++
 	cid := fmt.Sprintf("C%020d", s.nextID)

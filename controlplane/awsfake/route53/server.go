@@ -45,6 +45,8 @@ type Server struct {
 	syncDelay time.Duration
 	calls     map[string]int
 	throttled int
+	rejected  int
+	applied   map[string]int
 	prior     int
 	rps       float64
 	burst     float64
@@ -61,7 +63,7 @@ func New(o Options) *Server {
 		o.Verifier = sigv4.NewVerifier(o.Now)
 	}
 	s := &Server{now: o.Now, verifier: o.Verifier, zones: map[string]*zone{}, changes: map[string]time.Time{},
-		syncDelay: o.SyncDelay, calls: map[string]int{}}
+		syncDelay: o.SyncDelay, calls: map[string]int{}, applied: map[string]int{}}
 	s.SetRateLimit(o.RequestsPerSecond, o.Burst)
 	return s
 }
@@ -151,11 +153,31 @@ func (s *Server) Throttled() int {
 	return s.throttled
 }
 
-// ResetCounters zeroes Calls and Throttled.
+// Rejected returns how many change batches were refused as invalid
+// (InvalidChangeBatch), e.g. a CREATE of an existing record.
+func (s *Server) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
+}
+
+// Applied returns how many changes of each action (CREATE, DELETE,
+// UPSERT) were applied through ChangeResourceRecordSets.
+func (s *Server) Applied() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.applied))
+	for k, v := range s.applied {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCounters zeroes Calls, Throttled, Rejected and Applied.
 func (s *Server) ResetCounters() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls, s.throttled = map[string]int{}, 0
+	s.calls, s.throttled, s.rejected, s.applied = map[string]int{}, 0, 0, map[string]int{}
 }
 
 // SetRateLimit makes the fake answer Throttling beyond rps requests per
