@@ -1,0 +1,279 @@
+// Package devcloud is the local AWS of `make run`: the same fakes the tests
+// use (STS, IAM, ECS, Route53, ECS task metadata and container credentials,
+// all speaking the real wire protocols and checking SigV4 signatures) on one
+// loopback HTTP server, seeded with a private hosted zone, tagged task roles
+// for demo services, their ECS tasks, and credentials for the CP itself.
+package devcloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecs"
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecsmeta"
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/route53"
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/sigv4"
+)
+
+// Defaults of the emulated account.
+const (
+	DefaultAccount = "123456789012"
+	DefaultRegion  = "us-east-1"
+	DefaultCluster = "ecsmesh-dev"
+	DefaultDomain  = "mesh.local"
+	// CredentialsPrefix serves ECS container credentials per task
+	// (AWS_CONTAINER_CREDENTIALS_FULL_URI).
+	CredentialsPrefix = "/ecs-credentials/"
+)
+
+// Service is a demo service: an IAM task role tagged for the mesh, an ECS
+// task in the cluster, its metadata endpoint and its credentials.
+type Service struct {
+	// Name is the kuma.io/service (and workload).
+	Name string
+	// Mesh is the kuma.io/mesh tag (default "default").
+	Mesh string
+	// TaskID names the task; its IPv4 address is IP.
+	TaskID string
+	IP     string
+	// Zone is the task's availability zone.
+	Zone string
+}
+
+// Options configure the cloud.
+type Options struct {
+	// Addr is the listen address (default 127.0.0.1:0).
+	Addr     string
+	Account  string
+	Region   string
+	Cluster  string
+	Domain   string
+	Services []Service
+	Logger   *slog.Logger
+	// RequestsPerSecond is Route53's rate limit (default 5).
+	RequestsPerSecond float64
+}
+
+// Cloud is a running local AWS.
+type Cloud struct {
+	opts    Options
+	fake    *awsfake.Cloud
+	route53 *route53.Server
+	zoneID  string
+	cpCred  sigv4.Credential
+	srv     *http.Server
+	ln      net.Listener
+
+	mu    sync.Mutex
+	tasks map[string]Service // by task ID
+	metas map[string]*ecsmeta.Fake
+}
+
+// Start seeds the fakes and serves them until ctx ends or Close.
+func Start(ctx context.Context, o Options) (*Cloud, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Account == "" {
+		o.Account = DefaultAccount
+	}
+	if o.Region == "" {
+		o.Region = DefaultRegion
+	}
+	if o.Cluster == "" {
+		o.Cluster = DefaultCluster
+	}
+	if o.Domain == "" {
+		o.Domain = DefaultDomain
+	}
+	if o.RequestsPerSecond == 0 {
+		o.RequestsPerSecond = 5
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	fake := awsfake.New(nil)
+	r53 := route53.New(route53.Options{Verifier: fake.Verifier, RequestsPerSecond: o.RequestsPerSecond, Burst: int(o.RequestsPerSecond)})
+	fake.Handle("route53", r53)
+	c := &Cloud{opts: o, fake: fake, route53: r53, tasks: map[string]Service{}, metas: map[string]*ecsmeta.Fake{}}
+	c.zoneID = r53.CreateZone(o.Domain, true)
+	// The CP's own identity: the role of the CP's ECS task.
+	fake.IAM.PutRole(o.Account, "ecsmesh-control-plane", nil)
+	cred, err := fake.STS.AssumeRole(o.Account, "ecsmesh-control-plane", "ecsmesh-cp", 24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("devcloud: issuing control plane credentials: %w", err)
+	}
+	c.cpCred = cred
+	for _, s := range o.Services {
+		if err := c.AddService(s); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("devcloud: listening on %s: %w", o.Addr, err)
+	}
+	c.ln = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+CredentialsPrefix+"{task}", c.credentials)
+	mux.Handle("/", fake)
+	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.Logger.Error("local AWS stopped", "err", err)
+		}
+	}()
+	go func() { <-ctx.Done(); c.Close() }()
+	return c, nil
+}
+
+// AddService creates the tagged task role, the ECS task, its metadata
+// endpoint and its credentials endpoint.
+func (c *Cloud) AddService(s Service) error {
+	if s.Name == "" || s.TaskID == "" {
+		return errors.New("devcloud: a service needs a name and a task ID")
+	}
+	if s.Mesh == "" {
+		s.Mesh = "default"
+	}
+	if s.Zone == "" {
+		s.Zone = c.opts.Region + "a"
+	}
+	role := c.RoleName(s.Name)
+	r := c.fake.IAM.PutRole(c.opts.Account, role, map[string]string{
+		"kuma.io/type": "dataplane", "kuma.io/mesh": s.Mesh, "kuma.io/service": s.Name, "kuma.io/workload": s.Name,
+	})
+	t := c.fake.ECS.AddTask(ecs.Task{
+		Account: c.opts.Account, Region: c.opts.Region, Cluster: c.opts.Cluster, TaskID: s.TaskID,
+		LastStatus: "RUNNING", DesiredStatus: "RUNNING", AvailabilityZone: s.Zone, TaskRoleARN: r.ARN, Family: s.Name,
+	})
+	meta := ecsmeta.New(ecsmeta.Task{
+		Cluster: t.ClusterARN(), TaskARN: t.ARN(), Family: s.Name, Revision: "1", AvailabilityZone: s.Zone,
+		IPv4Address: s.IP, Self: "ecsmesh-sidecar",
+		Containers: []ecsmeta.Container{
+			{Name: "ecsmesh-sidecar", KnownStatus: "RUNNING", Health: ecsmeta.Healthy},
+			{Name: "app", KnownStatus: "RUNNING", Health: ecsmeta.Healthy},
+		},
+	}, nil)
+	c.fake.AddMetadata(s.TaskID, meta)
+	c.mu.Lock()
+	c.tasks[s.TaskID] = s
+	c.metas[s.TaskID] = meta
+	c.mu.Unlock()
+	return nil
+}
+
+// RoleName is the IAM role of a demo service's task.
+func (c *Cloud) RoleName(service string) string { return "ecsmesh-demo-" + service }
+
+// URL is the base URL of every emulated service.
+func (c *Cloud) URL() string { return "http://" + c.ln.Addr().String() }
+
+// ZoneID is the private hosted zone's ID.
+func (c *Cloud) ZoneID() string { return c.zoneID }
+
+// Route53 exposes the Route53 fake (records, call counts).
+func (c *Cloud) Route53() *route53.Server { return c.route53 }
+
+// Fake exposes the other fakes (roles, tasks, faults).
+func (c *Cloud) Fake() *awsfake.Cloud { return c.fake }
+
+// Metadata returns the metadata endpoint of a task.
+func (c *Cloud) Metadata(taskID string) *ecsmeta.Fake {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.metas[taskID]
+}
+
+// CPEnv is the environment a control plane needs to use this cloud with
+// IAM login (tasks verified with ecs:DescribeTasks) and the Route53 writer.
+func (c *Cloud) CPEnv() []string {
+	return append(c.endpointEnv(),
+		"AWS_ACCESS_KEY_ID="+c.cpCred.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+c.cpCred.SecretAccessKey,
+		"AWS_SESSION_TOKEN="+c.cpCred.SessionToken,
+		"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS="+c.opts.Account,
+		"ECSMESH_AWSIAM_VERIFY_ECS_TASK=true",
+		"KMESH_RUNTIME_AWS_ROUTE53_ENABLED=true",
+		"KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID="+c.zoneID,
+		"KUMA_DNS_SERVER_DOMAIN="+c.opts.Domain,
+	)
+}
+
+// AgentEnv is the environment of the sidecar agent of a task: its metadata
+// endpoint and its task role credentials, as ECS provides them.
+func (c *Cloud) AgentEnv(taskID string) []string {
+	return append(c.endpointEnv(),
+		"ECS_CONTAINER_METADATA_URI_V4="+c.URL()+awsfake.MetadataPrefix+taskID,
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI="+c.URL()+CredentialsPrefix+taskID,
+	)
+}
+
+func (c *Cloud) endpointEnv() []string {
+	u := c.URL()
+	return []string{
+		"AWS_REGION=" + c.opts.Region,
+		"AWS_ENDPOINT_URL_STS=" + u,
+		"AWS_ENDPOINT_URL_IAM=" + u,
+		"AWS_ENDPOINT_URL_ECS=" + u,
+		"AWS_ENDPOINT_URL_ROUTE_53=" + u,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// credentials serves the ECS container credentials of a task's role, as
+// the ECS agent does at 169.254.170.2.
+func (c *Cloud) credentials(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	s, ok := c.tasks[r.PathValue("task")]
+	c.mu.Unlock()
+	if !ok {
+		http.Error(w, `{"code":"NotFound","message":"no such task"}`, http.StatusNotFound)
+		return
+	}
+	cred, err := c.fake.STS.AssumeRole(c.opts.Account, c.RoleName(s.Name), s.TaskID, time.Hour)
+	if err != nil {
+		http.Error(w, `{"code":"InternalError"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{
+		"AccessKeyId":     cred.AccessKeyID,
+		"SecretAccessKey": cred.SecretAccessKey,
+		"Token":           cred.SessionToken,
+		"Expiration":      cred.Expires.UTC().Format(time.RFC3339),
+		"RoleArn":         fmt.Sprintf("arn:aws:iam::%s:role/%s", c.opts.Account, c.RoleName(s.Name)),
+	})
+}
+
+// Records renders the zone's records, one per line, sorted.
+func (c *Cloud) Records() []string {
+	var out []string
+	for _, r := range c.route53.Records(c.zoneID) {
+		if r.Type == "SOA" || r.Type == "NS" {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s %s", r.Name, r.Type, strings.Join(r.Values, ",")))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close stops the server.
+func (c *Cloud) Close() {
+	if c.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = c.srv.Shutdown(ctx)
+	}
+}
