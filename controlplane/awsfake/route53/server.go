@@ -213,3 +213,15 @@ func (s *Server) allow() bool {
 }
 
 func trimZoneID(id string) string { return strings.TrimPrefix(id, "/hostedzone/") }
+
+// Zone returns a zone's name (with the trailing dot) and whether it is
+// private.
+func (s *Server) Zone(zoneID string) (name string, private, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	z, ok := s.zones[trimZoneID(zoneID)]
+	if !ok {
+		return "", false, false
+	}
+	return z.name, z.private, true
+}
