@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -219,4 +221,42 @@ func wantProblem(t testing.TB, err error, status int, reason string) {
 	if p.Reason != reason || p.Status != status {
 		t.Fatalf("problem = %d %s (%s), want %d %s", p.Status, p.Reason, p.Details, status, reason)
 	}
+}
+
+// retoken decodes a token, changes its headers and encodes it again.
+func retoken(t testing.TB, tok string, fn func(h http.Header)) string {
+	t.Helper()
+	lt, err := auth.DecodeLoginToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(lt.Header)
+	req, _ := http.NewRequest(lt.Method, lt.URL.String(), nil)
+	req.Header = lt.Header
+	out, err := awslogin.Encode(req, lt.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rawToken re-encodes tok with its header map changed by fn, without the
+// normalisation awslogin.Encode applies.
+func rawToken(t testing.TB, tok string, fn func(h map[string][]string)) string {
+	t.Helper()
+	raw, _ := base64.StdEncoding.DecodeString(tok)
+	var w map[string]string
+	if err := json.Unmarshal(raw, &w); err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := base64.StdEncoding.DecodeString(w["iam_request_headers"])
+	var h map[string][]string
+	if err := json.Unmarshal(hb, &h); err != nil {
+		t.Fatal(err)
+	}
+	fn(h)
+	hb, _ = json.Marshal(h)
+	w["iam_request_headers"] = base64.StdEncoding.EncodeToString(hb)
+	raw, _ = json.Marshal(w)
+	return base64.StdEncoding.EncodeToString(raw)
 }

@@ -4,6 +4,8 @@
 package fault
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -132,6 +134,10 @@ func (i *Injector) Serve(w http.ResponseWriter, r *http.Request, p Protocol, xml
 	case ServerError:
 		writeErr(orInt(f.Status, http.StatusInternalServerError), or(f.Code, "InternalFailure"), or(f.Message, "We encountered an internal error. Please try again."))
 	case Stall:
+		// Read the body first: the server notices a client hanging up
+		// (and cancels r.Context) only once the body was consumed.
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		t := time.NewTimer(f.Delay)
 		defer t.Stop()
 		select {
