@@ -78,7 +78,8 @@ func Handler(o Options) http.Handler {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
 	if o.WellKnown != nil {
-		mux.Handle("GET /.well-known/", o.WellKnown)
+		mux.Handle("GET /.well-known/jwks.json", o.WellKnown)
+		mux.Handle("GET /.well-known/openid-configuration", o.WellKnown)
 	}
 	mux.HandleFunc("GET /{$}", h.authed(h.index))
 	mux.HandleFunc("POST /apply", h.authed(h.apply))

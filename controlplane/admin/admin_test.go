@@ -19,7 +19,8 @@ const dp = `{"type":"Dataplane","mesh":"default","name":"web-1","networking":{"a
 func newServer(t *testing.T, token string) (*httptest.Server, store.Store) {
 	t.Helper()
 	s := memory.New(nil)
-	srv := httptest.NewServer(Handler(Options{Manager: manager.New(s), Token: token}))
+	wellKnown := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"keys":[]}`) })
+	srv := httptest.NewServer(Handler(Options{Manager: manager.New(s), Token: token, WellKnown: wellKnown}))
 	t.Cleanup(srv.Close)
 	return srv, s
 }
@@ -132,8 +133,10 @@ func TestTokenAndLimits(t *testing.T) {
 	if status, _ := do(t, "PUT", srv.URL+"/meshes/default", "", `{}`); status != 401 {
 		t.Errorf("write without token: %d", status)
 	}
-	if status, _ := do(t, "GET", srv.URL+"/ready", "", ""); status != 200 {
-		t.Errorf("/ready must stay open: %d", status)
+	for _, open := range []string{"/ready", "/.well-known/jwks.json", "/.well-known/openid-configuration"} {
+		if status, _ := do(t, "GET", srv.URL+open, "", ""); status != 200 {
+			t.Errorf("%s must stay open: %d", open, status)
+		}
 	}
 	big := `{"type":"Mesh","name":"default","labels":{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}}`
 	if status, body := do(t, "PUT", srv.URL+"/meshes/default", token, big); status != 413 {

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/devcloud"
+)
+
+// DevEnvFile is written by `dev run` under the data directory: the
+// environment a local agent needs (one KEY=VALUE per line, shell-sourceable).
+const DevEnvFile = "dev.env"
+
+// DevServerID is the X-Ecsmesh-Server-Id of the local run.
+const DevServerID = "ecsmesh-dev"
+
+// devServices are the demo services of the local run.
+var devServices = []devcloud.Service{
+	{Name: "web", TaskID: "web-task-1", IP: "127.0.0.2"},
+	{Name: "redis", TaskID: "redis-task-1", IP: "127.0.0.3"},
+}
+
+func newDevCmd(env Env) *cobra.Command {
+	dev := &cobra.Command{Use: "dev", Short: "run the mesh on one machine with a local AWS emulation"}
+	dev.AddCommand(newDevRunCmd(env))
+	return dev
+}
+
+type devRunFlags struct {
+	dataDir, awsAddr, apiAddr, xdsAddr, adminAddr string
+}
+
+func newDevRunCmd(env Env) *cobra.Command {
+	f := devRunFlags{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "start the local AWS emulation and the control plane (make run)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return devRun(cmd.Context(), env, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "./ecsmesh-data", "state directory (SQLite store, CA files, dev.env)")
+	cmd.Flags().StringVar(&f.awsAddr, "aws-addr", "127.0.0.1:4566", "local AWS emulation address")
+	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:5678", "sidecar API address")
+	cmd.Flags().StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:5679", "ADS address")
+	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:5681", "admin API address")
+	return cmd
+}
+
+func devRun(ctx context.Context, env Env, f devRunFlags) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := newLogger(env, "info")
+	cloud, err := devcloud.Start(ctx, devcloud.Options{Addr: f.awsAddr, Services: devServices, Logger: log})
+	if err != nil {
+		return fmt.Errorf("dev run: starting the local AWS emulation on %s: %w", f.awsAddr, err)
+	}
+	defer cloud.Close()
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("dev run: creating %s: %w", f.dataDir, err)
+	}
+	dataDir, _ := filepath.Abs(f.dataDir)
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("dev run: finding ecsmesh-cp: %w", err)
+	}
+	cpEnv := append(os.Environ(), cloud.CPEnv()...)
+	cpEnv = append(cpEnv,
+		"ECSMESH_DATA_DIR="+dataDir,
+		"ECSMESH_API_ADDR="+f.apiAddr,
+		"ECSMESH_XDS_ADDR="+f.xdsAddr,
+		"ECSMESH_ADMIN_ADDR="+f.adminAddr,
+		"ECSMESH_AWSIAM_SERVER_ID="+DevServerID,
+		"KUMA_STORE_TYPE=sqlite",
+	)
+	child := exec.CommandContext(ctx, self, "run")
+	child.Env = cpEnv
+	child.Stdout, child.Stderr = env.Stderr, env.Stderr
+	child.Cancel = func() error { return child.Process.Signal(syscall.SIGTERM) }
+	child.WaitDelay = 15 * time.Second
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("dev run: starting the control plane: %w", err)
+	}
+	envFile := filepath.Join(dataDir, DevEnvFile)
+	if err := writeDevEnv(envFile, cloud, f); err != nil {
+		return err
+	}
+	fprintf(env.Stdout, `
+ecsmesh is running locally.
+  admin API      http://%s   (ecsmesh-cp get meshes)
+  sidecar API    https://%s  (CA: %s)
+  ADS (xDS)      %s
+  local AWS      %s  (STS, IAM, ECS, Route53 zone %s = %s, task metadata)
+  state          %s (SQLite; a second make run reuses it)
+  agent env      %s
+
+Next: in another terminal, run "make demo" (two sidecars, web and redis),
+or apply resources:  build/ecsmesh-cp apply -f FILE
+Ctrl-C stops everything.
+`, f.adminAddr, f.apiAddr, filepath.Join(dataDir, "cp-ca.pem"), f.xdsAddr, cloud.URL(), devcloud.DefaultDomain, cloud.ZoneID(), dataDir, envFile)
+	err = child.Wait()
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dev run: the control plane exited: %w", err)
+	}
+	return nil
+}
+
+func writeDevEnv(path string, cloud *devcloud.Cloud, f devRunFlags) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by ecsmesh-cp dev run; the environment of local agents\n")
+	fmt.Fprintf(&b, "ECSMESH_DEV_AWS_URL=%s\n", cloud.URL())
+	fmt.Fprintf(&b, "ECSMESH_DEV_ADMIN_URL=http://%s\n", f.adminAddr)
+	fmt.Fprintf(&b, "KUMA_CONTROL_PLANE_URL=https://%s\n", f.apiAddr)
+	fmt.Fprintf(&b, "ECSMESH_AWSIAM_SERVER_ID=%s\n", DevServerID)
+	for _, s := range devServices {
+		for _, kv := range cloud.AgentEnv(s.TaskID) {
+			fmt.Fprintf(&b, "%s_%s\n", strings.ToUpper(s.Name), kv)
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("dev run: writing %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
