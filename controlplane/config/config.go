@@ -76,6 +76,10 @@ type Postgres struct {
 	DBName   string `json:"dbName"`
 	// TLSMode is Kuma's: disable, verifyNone, verifyCa, verifyFull.
 	TLSMode string `json:"tlsMode"`
+	// Schema keeps ecsmesh's tables in one schema (created if missing), so
+	// that one database can hold several installations
+	// (ECSMESH_STORE_POSTGRES_SCHEMA; default: the user's search_path).
+	Schema string `json:"schema,omitempty"`
 }
 
 // Auth configures sidecar authentication.

@@ -21,6 +21,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/admin"
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
+	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
@@ -41,6 +42,7 @@ type Server struct {
 	reg    *prometheus.Registry
 	tokens *token.Issuer
 	ca     *ca.Authority
+	dns    *dns.Reconciler
 
 	mu    sync.Mutex
 	addrs Addrs
@@ -97,7 +99,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mgr := manager.New(s.store)
 	var bg sync.WaitGroup
 	defer bg.Wait()
-	for name, run := range map[string]func(context.Context) error{"token": s.tokens.Run, "ca": s.ca.Run} {
+	for name, run := range map[string]func(context.Context) error{"token": s.tokens.Run, "ca": s.ca.Run, "dns": s.runDNS} {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()

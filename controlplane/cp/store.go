@@ -41,7 +41,11 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		delay := 500 * time.Millisecond
 		deadline := time.Now().Add(time.Minute)
 		for {
-			s, err := postgres.Open(ctx, cfg.PostgresDSN(), postgres.WithLogger(log))
+			opts := []postgres.Option{postgres.WithLogger(log)}
+			if cfg.Store.Postgres.Schema != "" {
+				opts = append(opts, postgres.WithSchema(cfg.Store.Postgres.Schema))
+			}
+			s, err := postgres.Open(ctx, cfg.PostgresDSN(), opts...)
 			if err == nil {
 				log.Info("store ready", "type", "postgres", "host", cfg.Store.Postgres.Host, "db", cfg.Store.Postgres.DBName)
 				return s, nil

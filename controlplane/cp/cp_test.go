@@ -1,0 +1,165 @@
+package cp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/config"
+	"github.com/ecsmesh/ecsmesh/controlplane/store"
+)
+
+// testConfig listens on free loopback ports.
+func testConfig(t *testing.T, env map[string]string) config.Config {
+	t.Helper()
+	base := map[string]string{
+		"ECSMESH_API_ADDR": "127.0.0.1:0", "ECSMESH_XDS_ADDR": "127.0.0.1:0", "ECSMESH_ADMIN_ADDR": "127.0.0.1:0",
+		"ECSMESH_DATA_DIR": t.TempDir(),
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	cfg, err := config.Load(config.Flags{}, func(k string) (string, bool) { v, ok := base[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+type running struct {
+	srv  *Server
+	stop func()
+}
+
+func start(t *testing.T, cfg config.Config) running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("CP stopped at start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("CP did not become ready")
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("CP Run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return running{srv: srv, stop: stop}
+}
+
+func (r running) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+r.srv.Addrs().Admin+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const meshAndDataplane = "type: Mesh\nname: default\n---\ntype: Dataplane\nmesh: default\nname: web-1\nnetworking:\n  address: 10.0.0.1\n  inbound: [{port: 15000, servicePort: 8080, tags: {kuma.io/service: web}}]\n"
+
+func TestSQLiteRestartKeepsEveryResource(t *testing.T) {
+	cfg := testConfig(t, nil)
+	first := start(t, cfg)
+	if status, body := first.do(t, "POST", "/apply", meshAndDataplane); status != 200 {
+		t.Fatalf("apply: %d %s", status, body)
+	}
+	first.stop()
+	second := start(t, cfg)
+	status, body := second.do(t, "GET", "/meshes/default/dataplanes/web-1", "")
+	if status != 200 || !strings.Contains(body, `"10.0.0.1"`) {
+		t.Fatalf("after restart: %d %s", status, body)
+	}
+	if _, err := os.Stat(cfg.DataDir + "/" + CACertFile); err != nil {
+		t.Errorf("CA file for agents: %v", err)
+	}
+}
+
+func TestTwoCPsOnOnePostgres(t *testing.T) {
+	dsn := os.Getenv("ECSMESH_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Fatal("ECSMESH_TEST_POSTGRES_DSN is not set: start PostgreSQL and export ECSMESH_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "ecsmesh_cp_test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(context.Background())
+		}
+	})
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	pass, _ := u.User.Password()
+	env := map[string]string{
+		"KUMA_STORE_TYPE": "postgres", "KUMA_STORE_POSTGRES_HOST": u.Hostname(), "KUMA_STORE_POSTGRES_PORT": port,
+		"KUMA_STORE_POSTGRES_USER": u.User.Username(), "KUMA_STORE_POSTGRES_PASSWORD": pass,
+		"KUMA_STORE_POSTGRES_DB_NAME": strings.TrimPrefix(u.Path, "/"), "ECSMESH_STORE_POSTGRES_SCHEMA": schema,
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		t.Fatal(err)
+	}
+	one := start(t, testConfig(t, env))
+	two := start(t, testConfig(t, env))
+	events, err := two.srv.Store().Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := one.do(t, "POST", "/apply", meshAndDataplane); status != 200 {
+		t.Fatalf("apply through the first CP: %d %s", status, body)
+	}
+	// The second CP hears of it by LISTEN/NOTIFY (no polling in the
+	// PostgreSQL store); the deadline is generous, not a timing assertion.
+	deadline := time.After(15 * time.Second)
+	for seen := false; !seen; {
+		select {
+		case e := <-events:
+			seen = e.Key == store.Key{Kind: "Dataplane", Mesh: "default", Name: "web-1"}
+		case <-deadline:
+			t.Fatal("the second CP was not notified of the dataplane")
+		}
+	}
+	if status, body := two.do(t, "GET", "/meshes/default/dataplanes/web-1", ""); status != 200 {
+		t.Fatalf("through the second CP: %d %s", status, body)
+	}
+}
