@@ -96,7 +96,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	mgr := manager.New(s.store)
+	mgr := manager.New(s.store, hostnameCheck)
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	for name, run := range map[string]func(context.Context) error{"token": s.tokens.Run, "ca": s.ca.Run, "dns": s.runDNS} {

@@ -163,3 +163,18 @@ func TestTwoCPsOnOnePostgres(t *testing.T) {
 		t.Fatalf("through the second CP: %d %s", status, body)
 	}
 }
+
+func TestHostnameTemplateErrorsRefusedAtApply(t *testing.T) {
+	r := start(t, testConfig(t, nil))
+	if status, body := r.do(t, "POST", "/apply", meshAndDataplane); status != 200 {
+		t.Fatalf("apply: %d %s", status, body)
+	}
+	gen := "type: HostnameGenerator\nname: by-team\nspec:\n  template: '{{ .DisplayName }}.{{ label \"team\" }}.mesh.local'\n"
+	status, body := r.do(t, "POST", "/apply", gen)
+	if status != 400 || !strings.Contains(body, `"field":"spec.template"`) || !strings.Contains(body, "default/web") {
+		t.Fatalf("a template failing for service web was accepted: %d %s", status, body)
+	}
+	if status, _ := r.do(t, "GET", "/hostnamegenerators/by-team", ""); status != 404 {
+		t.Errorf("refused generator stored: %d", status)
+	}
+}

@@ -10,6 +10,9 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/election"
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 )
 
@@ -60,6 +63,16 @@ func (s *Server) runDNS(ctx context.Context) error {
 			s.log.Error("DNS reconciler stopped", "err", err)
 		}
 	}, func() { s.log.Info("no longer leading VIP allocation and Route53") })
+}
+
+// hostnameCheck refuses, at apply time, a HostnameGenerator whose template
+// fails for a service it selects.
+func hostnameCheck(ctx context.Context, st store.Store, obj resource.Object) (*validation.Error, error) {
+	gen, ok := obj.(*resource.HostnameGenerator)
+	if !ok {
+		return nil, nil
+	}
+	return dns.ValidateGenerator(ctx, st, gen)
 }
 
 // DNSStatus returns the reconciler's status (nil before it starts).

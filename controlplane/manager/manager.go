@@ -15,13 +15,19 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 )
 
+// Check validates a resource against the stored state (e.g. a
+// HostnameGenerator's template against the services it selects). It
+// returns violations, or an error when the state cannot be read.
+type Check func(ctx context.Context, s store.Store, obj resource.Object) (*validation.Error, error)
+
 // Manager reads and writes resources.
 type Manager struct {
-	store store.Store
+	store  store.Store
+	checks []Check
 }
 
-// New returns a manager over s.
-func New(s store.Store) *Manager { return &Manager{store: s} }
+// New returns a manager over s that runs checks on every applied resource.
+func New(s store.Store, checks ...Check) *Manager { return &Manager{store: s, checks: checks} }
 
 // Key returns the store key of a resource.
 func Key(obj resource.Object) store.Key {
@@ -85,6 +91,20 @@ func (m *Manager) Apply(ctx context.Context, objs []resource.Object) ([]resource
 				continue
 			}
 			meshes[mesh] = true
+		}
+		failed := false
+		for _, check := range m.checks {
+			v, err := check(ctx, m.store, o)
+			if err != nil {
+				return nil, fmt.Errorf("manager: checking %s %s: %w", o.GetMeta().Type, o.GetMeta().Name, err)
+			}
+			if !v.Empty() {
+				verr.Merge(validation.Root().Field(fmt.Sprintf("document[%d]", i)), v)
+				failed = true
+			}
+		}
+		if failed {
+			continue
 		}
 		spec, err := resource.Marshal(o)
 		if err != nil {
