@@ -75,7 +75,10 @@ func newEnv(t testing.TB) *env {
 	}
 	e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session, AvailabilityZone: "us-east-1a", TaskRoleARN: r.ARN})
 	cp := e.cloud.Verifier.Issue(sigv4.Principal{Account: acct, ARN: "arn:aws:iam::" + acct + ":user/cp", UserID: "AIDACP"}, 0)
-	awsCfg := aws.Config{Region: region, Credentials: cp, HTTPClient: e.srv.Client()}
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	awsCfg := aws.Config{Region: region, Credentials: cp, HTTPClient: client}
 	e.iamCl = auth.IAMClient{Client: awsiam.NewFromConfig(awsCfg, func(o *awsiam.Options) { o.BaseEndpoint = aws.String(e.srv.URL) })}
 	e.ecsCl = auth.ECSClient{Client: awsecs.NewFromConfig(awsCfg, func(o *awsecs.Options) { o.BaseEndpoint = aws.String(e.srv.URL) })}
 	if e.tokens, err = token.New(token.Config{Store: e.store}); err != nil {
@@ -92,7 +95,7 @@ func newEnv(t testing.TB) *env {
 	e.put(e.dp)
 	e.cfg = auth.Config{
 		Now:             func() time.Time { return time.Now().Add(e.skew) },
-		HTTPClient:      e.srv.Client(),
+		HTTPClient:      client,
 		STSTimeout:      2 * time.Second,
 		IAM:             e.iamCl,
 		ECS:             e.ecsCl,
