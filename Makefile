@@ -40,9 +40,9 @@ bench-quick: wasm
 # Each fuzz target for a bounded time (FUZZTIME, default 20s).
 FUZZTIME ?= 20s
 fuzz:
-	@set -e; for spec in $$($(GO) test -list '^Fuzz' ./... 2>/dev/null | awk '/^ok/{pkg=$$2} /^Fuzz/{print pkg":"$$1}' ); do \
+	@set -e; for spec in $$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/{n[++c]=$$1} /^ok/{for(i=1;i<=c;i++) print $$2":"n[i]; c=0}'); do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
-		echo "== $$pkg $$fn"; \
+		echo "== $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
