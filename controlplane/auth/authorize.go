@@ -27,9 +27,16 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 		return nil, forbidden(ReasonAccountNotAllowed, "AWS account "+caller.Account+" is not in KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS")
 	}
 	// 11. iam:GetRole with the CP's credentials.
-	role, err := v.getRole(ctx, caller.Account, caller.RoleName)
+	role, hit, err := v.getRole(ctx, caller.Account, caller.RoleName)
 	if err != nil {
 		return nil, err
+	}
+	if hit && !constantTimeEqual(role.RoleID, caller.RoleID) {
+		// The cached role may predate a re-creation: ask IAM once more.
+		v.roles.forget(roleKey{caller.Account, caller.RoleName})
+		if role, _, err = v.getRole(ctx, caller.Account, caller.RoleName); err != nil {
+			return nil, err
+		}
 	}
 	if !constantTimeEqual(role.RoleID, caller.RoleID) {
 		return nil, forbidden(ReasonRoleIDMismatch, "IAM role "+caller.RoleName+" was re-created since these credentials were issued")
@@ -80,19 +87,19 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 }
 
 // getRole calls IAM through the cache, with bounded retries.
-func (v *Verifier) getRole(ctx context.Context, account, name string) (Role, error) {
+func (v *Verifier) getRole(ctx context.Context, account, name string) (Role, bool, error) {
 	role, hit, err := v.roles.get(ctx, roleKey{account, name}, func(ctx context.Context) (Role, error) {
 		return retryAWS(ctx, v, func(ctx context.Context) (Role, error) { return v.iam.GetRole(ctx, account, name) })
 	})
 	v.metrics.roleCache(hit)
 	switch {
 	case err == nil:
-		return role, nil
+		return role, hit, nil
 	case errors.Is(err, ErrNotFound):
-		return Role{}, forbidden(ReasonRoleNotFound, "IAM role "+name+" does not exist in account "+account)
+		return Role{}, false, forbidden(ReasonRoleNotFound, "IAM role "+name+" does not exist in account "+account)
 	default:
 		v.log.WarnContext(ctx, "iam:GetRole failed", "role", name, "account", account, "error", err)
-		return Role{}, unavailable(ReasonIAMUnavailable, "iam:GetRole failed; retry later")
+		return Role{}, false, unavailable(ReasonIAMUnavailable, "iam:GetRole failed; retry later")
 	}
 }
 

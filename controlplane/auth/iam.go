@@ -134,6 +134,19 @@ func (c *roleCache) get(ctx context.Context, k roleKey, fetch func(context.Conte
 	}
 }
 
+// forget drops a settled entry so the next get asks IAM.
+func (c *roleCache) forget(k roleKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k]; ok {
+		select {
+		case <-e.done:
+			delete(c.entries, k)
+		default:
+		}
+	}
+}
+
 // evictLocked drops expired entries; c.mu held.
 func (c *roleCache) evictLocked() {
 	now := c.now()

@@ -110,3 +110,39 @@ func logins(t *testing.T, v *auth.Verifier, result, reason string) float64 {
 	}
 	return 0
 }
+
+// TestReplayAcrossReplicas: two CP replicas on one store accept a signed
+// login once.
+func TestReplayAcrossReplicas(t *testing.T) {
+	e := newEnv(t)
+	other, err := auth.New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.sdkToken(e.cred)
+	if _, err := e.login(tok); err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.Authenticate(context.Background(), auth.LoginRequest{Mesh: "default", Name: "web-1", LoginToken: tok}, nil)
+	wantProblem(t, err, 401, auth.ReasonReplayed)
+}
+
+// TestRoleRecreatedWhileCached: a role re-created after its GetRole answer
+// was cached is looked up again for credentials of the new role, and the
+// old role's credentials are refused.
+func TestRoleRecreatedWhileCached(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.login(e.sdkToken(e.cred)); err != nil {
+		t.Fatal(err)
+	}
+	e.cloud.IAM.PutRole(acct, "web", defaultTags)
+	newCred, err := e.cloud.STS.AssumeRole(acct, "web", session, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.login(e.token(signed{cred: newCred.AWS()})); err != nil {
+		t.Fatalf("new role's credentials: %v", err)
+	}
+	_, err = e.login(e.token(signed{}))
+	wantProblem(t, err, 403, auth.ReasonRoleIDMismatch)
+}
