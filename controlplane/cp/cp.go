@@ -57,6 +57,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Auth.ProxyType == config.AuthAWSIAM && len(cfg.Auth.AuthorizedAccountIDs) == 0 {
+		log.Warn("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS is empty: every sidecar login will be refused (account_not_allowed) until you list the AWS accounts allowed to join")
+	}
+	if cfg.Auth.ProxyType == config.AuthAWSIAM && cfg.Auth.ServerID == config.Default().Auth.ServerID {
+		log.Warn("ECSMESH_AWSIAM_SERVER_ID is the default; set a value unique to this control plane so logins signed for another service cannot be replayed here", "default", cfg.Auth.ServerID)
+	}
 	tokens, err := token.New(token.Config{Store: st, Logger: log.With("component", "token")})
 	if err != nil {
 		st.Close()

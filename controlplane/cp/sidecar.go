@@ -2,11 +2,112 @@ package cp
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"os"
+	"strconv"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/auth"
+	"github.com/ecsmesh/ecsmesh/controlplane/config"
+	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
+	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 )
 
 // apiHandlers returns the sidecar API routes beyond /.well-known:
-// /bootstrap, /v1/auth/aws-iam/login and /v1/health-sync.
-func (s *Server) apiHandlers(_ context.Context) map[string]http.Handler {
-	return map[string]http.Handler{}
+// /bootstrap, /v1/auth/aws-iam/login and /v1/health-sync. When the
+// sidecar API cannot be assembled (e.g. no AWS configuration), every
+// route answers 503 and the reason is logged, so that the rest of the CP
+// still serves.
+func (s *Server) apiHandlers(ctx context.Context) map[string]http.Handler {
+	routes, err := s.sidecarRoutes(ctx)
+	if err != nil {
+		s.log.Error("sidecar API unavailable", "err", err)
+		unavailable := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			problem.Write(w, problem.New(http.StatusServiceUnavailable, "sidecar_api_unavailable", "the sidecar API is not available", "see the control plane's log"))
+		})
+		return map[string]http.Handler{
+			"POST /bootstrap":             unavailable,
+			"POST /v1/auth/aws-iam/login": unavailable,
+			"POST /v1/health-sync":        unavailable,
+		}
+	}
+	return routes
+}
+
+func (s *Server) sidecarRoutes(ctx context.Context) (map[string]http.Handler, error) {
+	var verifier *auth.Verifier
+	var authn dpserver.Authenticator
+	if s.cfg.Auth.ProxyType != config.AuthNone {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if awsCfg.Region == "" {
+			// IAM is global; a region is only needed to sign and resolve.
+			awsCfg.Region = "us-east-1"
+		}
+		verifier, err = auth.New(auth.Config{
+			Logger:          s.log.With("component", "auth"),
+			IAM:             auth.IAMClient{Client: iam.NewFromConfig(awsCfg)},
+			ECS:             auth.ECSClient{Client: ecs.NewFromConfig(awsCfg)},
+			Store:           s.store,
+			Tokens:          s.tokens,
+			AllowedAccounts: s.cfg.Auth.AuthorizedAccountIDs,
+			ServerID:        s.cfg.Auth.ServerID,
+			STSEndpoint:     os.Getenv("AWS_ENDPOINT_URL_STS"),
+			VerifyECSTask:   s.cfg.Auth.VerifyECSTask,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range verifier.Collectors() {
+			if err := s.reg.Register(c); err != nil {
+				s.log.Warn("registering auth metrics", "err", err)
+			}
+		}
+		authn = verifier
+	}
+	dps, err := dpserver.New(dpserver.Config{
+		Logger:           s.log.With("component", "dpserver"),
+		Store:            s.store,
+		Auth:             authn,
+		Tokens:           s.tokens,
+		ReloadableTokens: s.cfg.Auth.ReloadableTokens,
+		XDSPort:          s.xdsPort,
+	})
+	if err != nil {
+		return nil, err
+	}
+	routes := dps.Handlers()
+	if verifier != nil {
+		routes["POST /v1/auth/aws-iam/login"] = verifier.LoginHandler()
+	} else {
+		routes["POST /v1/auth/aws-iam/login"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			problem.Write(w, problem.New(http.StatusBadRequest, "iam_login_disabled", "IAM login is disabled",
+				"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE is none; use POST /bootstrap"))
+		})
+	}
+	return routes, nil
+}
+
+// xdsPort is the port of the ADS server: the bound one once listening,
+// else the configured one.
+func (s *Server) xdsPort() int {
+	addr := s.Addrs().XDS
+	if addr == "" {
+		addr = s.cfg.XDSAddr
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 5679
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n == 0 {
+		return 5679
+	}
+	return n
 }
