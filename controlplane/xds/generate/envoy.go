@@ -1,0 +1,353 @@
+package generate
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/filter"
+)
+
+const (
+	connectTimeout         = 5 * time.Second
+	httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+)
+
+// ads is the config source of every dynamic resource: the ADS stream.
+func ads() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+}
+
+func sds(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ads()}
+}
+
+func socketAddress(addr string, port int) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       addr,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}
+}
+
+func isHTTP(protocol string) bool {
+	switch protocol {
+	case resource.ProtocolHTTP, resource.ProtocolHTTP2, resource.ProtocolGRPC:
+		return true
+	}
+	return false
+}
+
+func isHTTP2(protocol string) bool {
+	return protocol == resource.ProtocolHTTP2 || protocol == resource.ProtocolGRPC
+}
+
+// http2Options makes a cluster speak HTTP/2 to its endpoints.
+func http2Options() (map[string]*anypb.Any, error) {
+	a, err := pack(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]*anypb.Any{httpProtocolOptionsKey: a}, nil
+}
+
+// serviceCluster is the EDS cluster of a mesh service, with upstream mTLS
+// that accepts exactly the SPIFFE IDs the service's dataplanes hold.
+func serviceCluster(svc *Service) (*Resource, error) {
+	sans := make([]*tlsv3.SubjectAltNameMatcher, 0, len(svc.SpiffeIDs))
+	for _, id := range svc.SpiffeIDs {
+		sans = append(sans, &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_URI,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: id}},
+		})
+	}
+	common := &tlsv3.CommonTlsContext{
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sds(IdentitySecret)},
+		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+			DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sans},
+			ValidationContextSdsSecretConfig: sds(TrustBundleSecret),
+		}},
+	}
+	if isHTTP2(svc.Protocol) {
+		common.AlpnProtocols = []string{"h2"}
+	}
+	tlsAny, err := pack(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: svc.Name})
+	if err != nil {
+		return nil, err
+	}
+	c := &clusterv3.Cluster{
+		Name:                 svc.Name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads()},
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		TransportSocket: &corev3.TransportSocket{
+			Name:       "envoy.transport_sockets.tls",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsAny},
+		},
+	}
+	if isHTTP2(svc.Protocol) {
+		if c.TypedExtensionProtocolOptions, err = http2Options(); err != nil {
+			return nil, err
+		}
+	}
+	return newResource(c.Name, c)
+}
+
+// serviceEndpoints is the ClusterLoadAssignment of a mesh service.
+func serviceEndpoints(svc *Service) (*Resource, error) {
+	lbs := make([]*endpointv3.LbEndpoint, 0, len(svc.Endpoints))
+	for _, ep := range svc.Endpoints {
+		lbs = append(lbs, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: socketAddress(ep.Address, ep.Port),
+		}}})
+	}
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: svc.Name}
+	if len(lbs) > 0 {
+		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	}
+	return newResource(cla.ClusterName, cla)
+}
+
+// localCluster is the static cluster of the app behind an inbound.
+func localCluster(name, addr string, port int, protocol string) (*Resource, error) {
+	c := &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+				Address: socketAddress(addr, port),
+			}}}},
+		}}},
+	}
+	if isHTTP2(protocol) {
+		var err error
+		if c.TypedExtensionProtocolOptions, err = http2Options(); err != nil {
+			return nil, err
+		}
+	}
+	return newResource(name, c)
+}
+
+// LocalClusterName names the cluster of the app at addr:port.
+func LocalClusterName(addr string, port int) string {
+	if addr == resource.DefaultServiceAddress {
+		return fmt.Sprintf("localhost:%d", port)
+	}
+	return "app:" + net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// ListenerName names a listener as SPEC §3.4 says.
+func ListenerName(direction, addr string, port int) string {
+	return direction + ":" + net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// ecdsFilter is an HTTP filter whose configuration comes over ECDS.
+func ecdsFilter(name, filterType string) *hcmv3.HttpFilter {
+	typeURL := WasmConfigType
+	if filterType == resource.FilterTypeGo {
+		typeURL = GoConfigType
+	}
+	return &hcmv3.HttpFilter{Name: name, ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{
+		ConfigSource: ads(),
+		TypeUrls:     []string{typeURL},
+	}}}
+}
+
+func routerFilter() (*hcmv3.HttpFilter, error) {
+	a, err := pack(&routerv3.Router{})
+	if err != nil {
+		return nil, err
+	}
+	return &hcmv3.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}, nil
+}
+
+// hcm is an HTTP connection manager: the ECDS filter, then the router to
+// route.
+func hcm(statPrefix, routeName string, route *routev3.RouteAction, filterName, filterType string) (*listenerv3.Filter, error) {
+	router, err := routerFilter()
+	if err != nil {
+		return nil, err
+	}
+	a, err := pack(&hcmv3.HttpConnectionManager{
+		StatPrefix: statPrefix,
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+			Name: routeName,
+			VirtualHosts: []*routev3.VirtualHost{{
+				Name:    routeName,
+				Domains: []string{"*"},
+				Routes: []*routev3.Route{{
+					Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: route},
+				}},
+			}},
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{ecdsFilter(filterName, filterType), router},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
+}
+
+func tcpProxy(statPrefix, cluster string) (*listenerv3.Filter, error) {
+	a, err := pack(&tcpproxyv3.TcpProxy{StatPrefix: statPrefix, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}})
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
+}
+
+// outboundListener listens on addr:port for the app's calls to service:
+// HTTP through the filter in outbound mode, TCP straight to the cluster.
+func outboundListener(addr string, port int, svc, protocol, filterType string) (*Resource, error) {
+	name := ListenerName("outbound", addr, port)
+	var f *listenerv3.Filter
+	var err error
+	if isHTTP(protocol) {
+		f, err = hcm("outbound_"+svc, "outbound", &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_ClusterHeader{ClusterHeader: ClusterHeader},
+		}, OutboundFilter, filterType)
+	} else {
+		f, err = tcpProxy("outbound_"+svc, svc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := &listenerv3.Listener{
+		Name:             name,
+		Address:          socketAddress(addr, port),
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		FilterChains:     []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{f}}},
+	}
+	return newResource(name, l)
+}
+
+// inboundListener terminates mTLS on the dataplane's address and hands
+// requests to the app: HTTP through the filter in inbound mode, TCP
+// through RBAC.
+func inboundListener(addr string, in *resource.Inbound, perms []filter.Permission, deflt, trustDomain, filterType string) (*Resource, error) {
+	name := ListenerName("inbound", addr, in.Port)
+	local := LocalClusterName(in.AppAddress(), in.AppPort())
+	common := &tlsv3.CommonTlsContext{
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sds(IdentitySecret)},
+		ValidationContextType:          &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sds(TrustBundleSecret)},
+	}
+	if isHTTP2(in.Protocol()) {
+		common.AlpnProtocols = []string{"h2", "http/1.1"}
+	}
+	tlsAny, err := pack(&tlsv3.DownstreamTlsContext{
+		CommonTlsContext:         common,
+		RequireClientCertificate: &wrapperspb.BoolValue{Value: true},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var filters []*listenerv3.Filter
+	if isHTTP(in.Protocol()) {
+		f, err := hcm("inbound_"+in.Service(), "inbound", &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: local},
+		}, fmt.Sprintf("%s%d", InboundFilterPrefix, in.Port), filterType)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, f)
+	} else {
+		rbacs, err := rbacFilters(in.Service(), perms, deflt, trustDomain)
+		if err != nil {
+			return nil, err
+		}
+		f, err := tcpProxy("inbound_"+in.Service(), local)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(rbacs, f)
+	}
+	l := &listenerv3.Listener{
+		Name:             name,
+		Address:          socketAddress(addr, in.Port),
+		TrafficDirection: corev3.TrafficDirection_INBOUND,
+		FilterChains: []*listenerv3.FilterChain{{
+			TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsAny}},
+			Filters:         filters,
+		}},
+	}
+	return newResource(name, l)
+}
+
+func principal(p filter.Permission) *rbacconfigv3.Principal {
+	m := &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: p.Value}}
+	if p.Type == filter.MatchPrefix {
+		m = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: p.Value}}
+	}
+	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Authenticated_{Authenticated: &rbacconfigv3.Principal_Authenticated{PrincipalName: m}}}
+}
+
+// rbacFilters enforce the same rules as the filter's inbound mode on a TCP
+// inbound: a DENY filter for Deny rules, then an ALLOW filter for Allow
+// rules and the default.
+func rbacFilters(service string, perms []filter.Permission, deflt, trustDomain string) ([]*listenerv3.Filter, error) {
+	var deny, allow []*rbacconfigv3.Principal
+	for _, p := range perms {
+		if p.Action == filter.ActionDeny {
+			deny = append(deny, principal(p))
+		} else {
+			allow = append(allow, principal(p))
+		}
+	}
+	switch deflt {
+	case filter.DefaultAllowMesh:
+		allow = append(allow, principal(filter.Permission{Type: filter.MatchPrefix, Value: "spiffe://" + trustDomain + "/"}))
+	case filter.ActionAllow:
+		allow = append(allow, &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Any{Any: true}})
+	}
+	anyPerm := []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Any{Any: true}}}
+	var out []*listenerv3.Filter
+	add := func(prefix string, action rbacconfigv3.RBAC_Action, principals []*rbacconfigv3.Principal) error {
+		rules := &rbacconfigv3.RBAC{Action: action}
+		if len(principals) > 0 {
+			rules.Policies = map[string]*rbacconfigv3.Policy{"ecsmesh": {Permissions: anyPerm, Principals: principals}}
+		}
+		a, err := pack(&rbacv3.RBAC{StatPrefix: prefix + service + "_", Rules: rules})
+		if err != nil {
+			return err
+		}
+		out = append(out, &listenerv3.Filter{Name: "envoy.filters.network.rbac", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}})
+		return nil
+	}
+	if len(deny) > 0 {
+		if err := add("deny_", rbacconfigv3.RBAC_DENY, deny); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("allow_", rbacconfigv3.RBAC_ALLOW, allow); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,360 @@
+package generate
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/dns"
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/filter"
+)
+
+// Input is the stored state of one mesh, as the generator needs it.
+type Input struct {
+	// Mesh is the Mesh resource.
+	Mesh *resource.Mesh
+	// Dataplanes are the mesh's Dataplanes. The generator never modifies
+	// them; a changed Dataplane must be a new pointer (results are
+	// memoized by pointer).
+	Dataplanes []*resource.Dataplane
+	// Online names the dataplanes with a live xDS stream (on any replica):
+	// only their ready inbounds are endpoints.
+	Online map[string]bool
+	// Identities and Permissions are the mesh's MeshIdentities and
+	// MeshTrafficPermissions.
+	Identities  []*resource.MeshIdentity
+	Permissions []*resource.MeshTrafficPermission
+	// VIPs maps a service to its loopback VIP.
+	VIPs map[string]netip.Addr
+	// Generators are the HostnameGenerators; Domain is
+	// KUMA_DNS_SERVER_DOMAIN. Together they give each service's hosts.
+	Generators []*resource.HostnameGenerator
+	Domain     string
+	// VIPPort is KUMA_DNS_SERVER_SERVICE_VIP_PORT.
+	VIPPort int
+	// JWKS is the key set whose keys sign the mesh's JWT-SVIDs.
+	JWKS json.RawMessage
+	// TrustBundlePEM is the mesh's trust bundle.
+	TrustBundlePEM []byte
+}
+
+// Endpoint is one ready inbound of an online dataplane.
+type Endpoint struct {
+	Address string
+	Port    int
+}
+
+// Service is one service of a mesh: the distinct kuma.io/service of the
+// Dataplanes' inbounds.
+type Service struct {
+	Name     string
+	Protocol string
+	// SpiffeIDs are the identities of every dataplane serving it, sorted:
+	// upstream TLS accepts exactly these.
+	SpiffeIDs []string
+	// Endpoints are the ready inbounds of online dataplanes, sorted.
+	Endpoints []Endpoint
+	// VIP is the service's loopback VIP (invalid when none is allocated).
+	VIP netip.Addr
+	// Hosts are the service's DNS names.
+	Hosts []string
+}
+
+// Mesh is the mesh-wide part of every dataplane's configuration. It is
+// immutable and shared.
+type Mesh struct {
+	Name        string
+	TrustDomain string
+	FilterType  string
+	// Services by name; ServiceNames sorted.
+	Services     map[string]*Service
+	ServiceNames []string
+	// Clusters, Endpoints and VIPListeners are sorted by name; the maps
+	// index them.
+	Clusters          []*Resource
+	Endpoints         []*Resource
+	VIPListeners      []*Resource
+	ClusterByName     map[string]*Resource
+	EndpointByName    map[string]*Resource
+	VIPListenerByName map[string]*Resource
+	// TrustBundle is the trust-bundle secret (nil without a bundle).
+	TrustBundle *Resource
+	// Routes are the outbound filter's routes to every HTTP service;
+	// routesJSON is their JSON, without brackets, for splicing.
+	Routes        []filter.Route
+	routesJSON    []byte
+	RoutesVersion string
+	// SpiffeIDs maps a dataplane name to its SPIFFE ID; IDErrors holds the
+	// dataplanes whose identity cannot be rendered.
+	SpiffeIDs map[string]string
+	IDErrors  map[string]error
+	// Dataplanes by name.
+	Dataplanes map[string]*resource.Dataplane
+	// nodeEpoch changes whenever something every node's resources depend
+	// on changes (trust domain, filter form, JWKS).
+	nodeEpoch string
+	jwks      json.RawMessage
+	perms     map[string]permSet
+}
+
+type permSet struct {
+	perms []filter.Permission
+	deflt string
+}
+
+type memoEntry struct {
+	key string
+	res *Resource
+}
+
+// Builder builds Meshes and Nodes, reusing the resources whose inputs did
+// not change since the previous build. A Builder is not safe for
+// concurrent use; the Meshes and Nodes it returns are.
+type Builder struct {
+	clusters, endpoints, vipListeners map[string]memoEntry
+	ids                               map[*resource.Dataplane]string
+	idMesh                            *resource.Mesh
+	idIdentities                      []*resource.MeshIdentity
+	nodes                             *nodeMemo
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	return &Builder{
+		clusters: map[string]memoEntry{}, endpoints: map[string]memoEntry{}, vipListeners: map[string]memoEntry{},
+		ids: map[*resource.Dataplane]string{}, nodes: newNodeMemo(),
+	}
+}
+
+// Mesh builds the mesh-wide resources of in.
+func (b *Builder) Mesh(in *Input) (*Mesh, error) {
+	td, err := in.Mesh.TrustDomain()
+	if err != nil {
+		return nil, fmt.Errorf("generate: trust domain of mesh %s: %w", in.Mesh.Name, err)
+	}
+	m := &Mesh{
+		Name: in.Mesh.Name, TrustDomain: td, FilterType: in.Mesh.FilterType(),
+		Services: map[string]*Service{}, SpiffeIDs: make(map[string]string, len(in.Dataplanes)),
+		IDErrors: map[string]error{}, Dataplanes: make(map[string]*resource.Dataplane, len(in.Dataplanes)),
+		ClusterByName: map[string]*Resource{}, EndpointByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{},
+		jwks: in.JWKS, perms: map[string]permSet{},
+	}
+	b.spiffeIDs(in, m)
+	dps := append([]*resource.Dataplane(nil), in.Dataplanes...)
+	sort.Slice(dps, func(i, j int) bool { return dps[i].Name < dps[j].Name })
+	for _, dp := range dps {
+		m.Dataplanes[dp.Name] = dp
+		id, ok := m.SpiffeIDs[dp.Name]
+		for i := range dp.Networking.Inbound {
+			inb := &dp.Networking.Inbound[i]
+			svc := m.Services[inb.Service()]
+			if svc == nil {
+				svc = &Service{Name: inb.Service(), Protocol: inb.Protocol()}
+				m.Services[svc.Name] = svc
+				m.ServiceNames = append(m.ServiceNames, svc.Name)
+			}
+			if ok && (len(svc.SpiffeIDs) == 0 || svc.SpiffeIDs[len(svc.SpiffeIDs)-1] != id) {
+				svc.SpiffeIDs = append(svc.SpiffeIDs, id)
+			}
+			if inb.Ready() && in.Online[dp.Name] {
+				svc.Endpoints = append(svc.Endpoints, Endpoint{Address: dp.Networking.Address, Port: inb.Port})
+			}
+		}
+	}
+	sort.Strings(m.ServiceNames)
+	if err := b.services(in, m); err != nil {
+		return nil, err
+	}
+	if len(in.TrustBundlePEM) > 0 {
+		if m.TrustBundle, err = trustBundleSecret(in.TrustBundlePEM); err != nil {
+			return nil, err
+		}
+	}
+	m.permissions(in)
+	m.nodeEpoch = HashStrings(m.TrustDomain, m.FilterType, string(in.JWKS))
+	return m, nil
+}
+
+// spiffeIDs renders each dataplane's SPIFFE ID, reusing the previous
+// build's unless the mesh or its MeshIdentities changed.
+func (b *Builder) spiffeIDs(in *Input, m *Mesh) {
+	if b.idMesh != in.Mesh || !samePointers(b.idIdentities, in.Identities) {
+		b.ids = map[*resource.Dataplane]string{}
+		b.idMesh, b.idIdentities = in.Mesh, append([]*resource.MeshIdentity(nil), in.Identities...)
+	}
+	next := make(map[*resource.Dataplane]string, len(in.Dataplanes))
+	for _, dp := range in.Dataplanes {
+		id, ok := b.ids[dp]
+		if !ok {
+			sid, err := resource.SPIFFEID(in.Mesh, resource.SelectIdentity(in.Identities, dp), dp)
+			if err != nil {
+				m.IDErrors[dp.Name] = err
+				continue
+			}
+			id = sid.String()
+		}
+		next[dp] = id
+		m.SpiffeIDs[dp.Name] = id
+	}
+	b.ids = next
+}
+
+func samePointers[T any](a, b []*T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// services builds each service's cluster, endpoints and VIP listener,
+// reusing the previous ones whose inputs are unchanged.
+func (b *Builder) services(in *Input, m *Mesh) error {
+	clusters, endpoints, vipls := map[string]memoEntry{}, map[string]memoEntry{}, map[string]memoEntry{}
+	var sb strings.Builder
+	for _, name := range m.ServiceNames {
+		svc := m.Services[name]
+		sort.Strings(svc.SpiffeIDs)
+		svc.SpiffeIDs = dedup(svc.SpiffeIDs)
+		sort.Slice(svc.Endpoints, func(i, j int) bool {
+			if svc.Endpoints[i].Address != svc.Endpoints[j].Address {
+				return svc.Endpoints[i].Address < svc.Endpoints[j].Address
+			}
+			return svc.Endpoints[i].Port < svc.Endpoints[j].Port
+		})
+		svc.VIP = in.VIPs[name]
+		hosts, _ := dns.Hostnames(in.Domain, "", dns.Service{Mesh: m.Name, Name: name, Protocol: svc.Protocol}, in.Generators)
+		svc.Hosts = hosts
+
+		sb.Reset()
+		sb.WriteString(svc.Protocol)
+		for _, id := range svc.SpiffeIDs {
+			sb.WriteByte(0)
+			sb.WriteString(id)
+		}
+		c, err := memo(b.clusters, clusters, name, sb.String(), func() (*Resource, error) { return serviceCluster(svc) })
+		if err != nil {
+			return err
+		}
+		m.Clusters = append(m.Clusters, c)
+		m.ClusterByName[name] = c
+
+		sb.Reset()
+		for _, ep := range svc.Endpoints {
+			sb.WriteString(ep.Address)
+			sb.WriteByte(':')
+			sb.WriteString(strconv.Itoa(ep.Port))
+			sb.WriteByte(0)
+		}
+		e, err := memo(b.endpoints, endpoints, name, sb.String(), func() (*Resource, error) { return serviceEndpoints(svc) })
+		if err != nil {
+			return err
+		}
+		m.Endpoints = append(m.Endpoints, e)
+		m.EndpointByName[name] = e
+
+		if svc.VIP.IsValid() && in.VIPPort > 0 {
+			key := svc.VIP.String() + "\x00" + svc.Protocol + "\x00" + m.FilterType + "\x00" + strconv.Itoa(in.VIPPort)
+			l, err := memo(b.vipListeners, vipls, name, key, func() (*Resource, error) {
+				return outboundListener(svc.VIP.String(), in.VIPPort, name, svc.Protocol, m.FilterType)
+			})
+			if err != nil {
+				return err
+			}
+			m.VIPListeners = append(m.VIPListeners, l)
+			m.VIPListenerByName[l.Name] = l
+		}
+		if isHTTP(svc.Protocol) && (svc.VIP.IsValid() || len(svc.Hosts) > 0) {
+			r := filter.Route{Cluster: name, Hosts: svc.Hosts, AttachToken: true}
+			if len(svc.SpiffeIDs) == 1 {
+				r.SpiffeID = svc.SpiffeIDs[0]
+			}
+			if svc.VIP.IsValid() && in.VIPPort > 0 {
+				r.VIP = netip.AddrPortFrom(svc.VIP, uint16(in.VIPPort)).String()
+			}
+			m.Routes = append(m.Routes, r)
+		}
+	}
+	sort.Slice(m.VIPListeners, func(i, j int) bool { return m.VIPListeners[i].Name < m.VIPListeners[j].Name })
+	b.clusters, b.endpoints, b.vipListeners = clusters, endpoints, vipls
+	rj, err := json.Marshal(m.Routes)
+	if err != nil {
+		return fmt.Errorf("generate: encoding routes of mesh %s: %w", m.Name, err)
+	}
+	m.routesJSON = rj[1 : len(rj)-1]
+	m.RoutesVersion = hash(rj)
+	return nil
+}
+
+// memo returns prev[name]'s resource when its key equals key, else builds
+// one, and records it in next.
+func memo(prev, next map[string]memoEntry, name, key string, build func() (*Resource, error)) (*Resource, error) {
+	if e, ok := prev[name]; ok && e.key == key {
+		next[name] = e
+		return e.res, nil
+	}
+	r, err := build()
+	if err != nil {
+		return nil, err
+	}
+	next[name] = memoEntry{key: key, res: r}
+	return r, nil
+}
+
+func dedup(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// permissions computes each service's inbound rules. A service targeted
+// by at least one MeshTrafficPermission admits only what their Allow
+// rules allow (Deny beating Allow) and refuses everyone else; a service
+// no MeshTrafficPermission targets gets the Mesh's defaultPermission.
+func (m *Mesh) permissions(in *Input) {
+	mtps := append([]*resource.MeshTrafficPermission(nil), in.Permissions...)
+	sort.Slice(mtps, func(i, j int) bool { return mtps[i].Name < mtps[j].Name })
+	meshDefault := filter.DefaultAllowMesh
+	if in.Mesh.Permission() == resource.PermissionDeny {
+		meshDefault = filter.ActionDeny
+	}
+	for _, name := range m.ServiceNames {
+		ps := permSet{deflt: meshDefault}
+		targeted := false
+		for _, p := range mtps {
+			if !p.Targets(name) {
+				continue
+			}
+			targeted = true
+			for _, r := range p.Spec.From {
+				ps.perms = append(ps.perms, filter.Permission{Type: r.SpiffeID.Type, Value: r.SpiffeID.Value, Action: r.Action})
+			}
+		}
+		if targeted {
+			ps.deflt = filter.ActionDeny
+		}
+		m.perms[name] = ps
+	}
+}
+
+// permKey fingerprints a service's inbound rules.
+func (ps permSet) key() string {
+	var sb strings.Builder
+	sb.WriteString(ps.deflt)
+	for _, p := range ps.perms {
+		sb.WriteString("\x00" + p.Type + "\x00" + p.Value + "\x00" + p.Action)
+	}
+	return sb.String()
+}

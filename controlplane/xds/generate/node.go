@@ -1,0 +1,293 @@
+package generate
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	golangv3 "github.com/envoyproxy/go-control-plane/contrib/envoy/extensions/filters/http/golang/v3alpha"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/filter"
+)
+
+// Node is the per-dataplane part of a dataplane's configuration, without
+// its certificate and identity token (see IdentitySecret and
+// OutboundFilterConfig). It is immutable and may share resources with
+// other Nodes.
+type Node struct {
+	// Mesh and Name identify the dataplane.
+	Mesh, Name string
+	// SpiffeID is the dataplane's identity.
+	SpiffeID string
+	// Listeners are its inbound and explicit outbound listeners.
+	Listeners []*Resource
+	// Clusters are the static clusters of its local apps.
+	Clusters []*Resource
+	// Extensions are the inbound filter configurations (ECDS).
+	Extensions []*Resource
+	// ExtraRoutes are the outbound routes of explicit outbounds of HTTP
+	// services; extraJSON is their JSON without brackets.
+	ExtraRoutes []filter.Route
+	extraJSON   []byte
+	// internKeys are the keys of the shared resources the Node uses.
+	internKeys []string
+	// BindOutbounds: the dataplane also gets every VIP listener.
+	BindOutbounds bool
+}
+
+// nodeMemo keeps the previous Nodes and the resources several Nodes share
+// (local clusters and inbound filter configurations are equal for every
+// dataplane of a service).
+type nodeMemo struct {
+	nodes     map[string]memoNode
+	interned  map[string]*Resource
+	internNew map[string]*Resource
+}
+
+type memoNode struct {
+	key  string
+	dp   *resource.Dataplane
+	node *Node
+}
+
+func newNodeMemo() *nodeMemo {
+	return &nodeMemo{nodes: map[string]memoNode{}, interned: map[string]*Resource{}, internNew: map[string]*Resource{}}
+}
+
+// intern returns the shared resource for key, building it once.
+func (nm *nodeMemo) intern(key string, build func() (*Resource, error)) (*Resource, error) {
+	if r, ok := nm.internNew[key]; ok {
+		return r, nil
+	}
+	if r, ok := nm.interned[key]; ok {
+		nm.internNew[key] = r
+		return r, nil
+	}
+	if build == nil {
+		return nil, fmt.Errorf("generate: shared resource %q vanished", key)
+	}
+	r, err := build()
+	if err != nil {
+		return nil, err
+	}
+	nm.internNew[key] = r
+	return r, nil
+}
+
+// BeginNodes starts a round of Node builds; EndNodes forgets the shared
+// resources that no Node of the round used.
+func (b *Builder) BeginNodes() { b.nodes.internNew = map[string]*Resource{} }
+
+// EndNodes ends a round started by BeginNodes.
+func (b *Builder) EndNodes() {
+	b.nodes.interned, b.nodes.internNew = b.nodes.internNew, map[string]*Resource{}
+}
+
+// Forget drops the memoized Node of a deleted dataplane.
+func (b *Builder) Forget(mesh, name string) { delete(b.nodes.nodes, mesh+"/"+name) }
+
+// Node builds the per-dataplane resources of dp in m, reusing the
+// previous Node when nothing it depends on changed.
+func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*Node, error) {
+	id, ok := m.SpiffeIDs[dp.Name]
+	if !ok {
+		if err := m.IDErrors[dp.Name]; err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("generate: dataplane %s/%s is not in mesh %s", dp.Mesh, dp.Name, m.Name)
+	}
+	var sb strings.Builder
+	sb.WriteString(m.nodeEpoch + "\x00" + id + "\x00" + strconv.FormatBool(bindOutbounds))
+	for i := range dp.Networking.Inbound {
+		sb.WriteString("\x00" + m.perms[dp.Networking.Inbound[i].Service()].key())
+	}
+	for i := range dp.Networking.Outbound {
+		if svc := m.Services[dp.Networking.Outbound[i].Service()]; svc != nil {
+			sb.WriteString("\x00" + svc.Protocol)
+		}
+	}
+	key := sb.String()
+	mk := m.Name + "/" + dp.Name
+	if prev, ok := b.nodes.nodes[mk]; ok && prev.dp == dp && prev.key == key {
+		for _, k := range prev.node.internKeys {
+			if _, err := b.nodes.intern(k, nil); err != nil {
+				return nil, err
+			}
+		}
+		return prev.node, nil
+	}
+	n, err := b.buildNode(m, dp, id, bindOutbounds)
+	if err != nil {
+		return nil, err
+	}
+	b.nodes.nodes[mk] = memoNode{key: key, dp: dp, node: n}
+	return n, nil
+}
+
+func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutbounds bool) (*Node, error) {
+	n := &Node{Mesh: m.Name, Name: dp.Name, SpiffeID: id, BindOutbounds: bindOutbounds}
+	seenCluster := map[string]bool{}
+	for i := range dp.Networking.Inbound {
+		in := &dp.Networking.Inbound[i]
+		ps := m.perms[in.Service()]
+		l, err := inboundListener(dp.Networking.Address, in, ps.perms, ps.deflt, m.TrustDomain, m.FilterType)
+		if err != nil {
+			return nil, err
+		}
+		n.Listeners = append(n.Listeners, l)
+		cname := LocalClusterName(in.AppAddress(), in.AppPort())
+		if !seenCluster[cname] {
+			seenCluster[cname] = true
+			ck := "cluster\x00" + cname + "\x00" + in.Protocol()
+			n.internKeys = append(n.internKeys, ck)
+			c, err := b.nodes.intern(ck, func() (*Resource, error) {
+				return localCluster(cname, in.AppAddress(), in.AppPort(), in.Protocol())
+			})
+			if err != nil {
+				return nil, err
+			}
+			n.Clusters = append(n.Clusters, c)
+		}
+		if !isHTTP(in.Protocol()) {
+			continue
+		}
+		cfg := filter.Config{Mode: filter.ModeInbound, Identity: &filter.Identity{SpiffeID: id}, Inbound: &filter.Inbound{
+			Service: in.Service(), Permissions: ps.perms, Default: ps.deflt, JWKS: m.jwks,
+		}}
+		body, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("generate: encoding inbound filter config of %s/%s: %w", dp.Mesh, dp.Name, err)
+		}
+		ename := InboundFilterPrefix + strconv.Itoa(in.Port)
+		ek := "ecds\x00" + ename + "\x00" + m.FilterType + "\x00" + string(body)
+		n.internKeys = append(n.internKeys, ek)
+		e, err := b.nodes.intern(ek, func() (*Resource, error) {
+			a, err := filterExtension(ename, m.FilterType, body)
+			if err != nil {
+				return nil, err
+			}
+			return &Resource{Name: ename, Version: hash(a.Value), Any: a}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.Extensions = append(n.Extensions, e)
+	}
+	for i := range dp.Networking.Outbound {
+		o := &dp.Networking.Outbound[i]
+		protocol := resource.ProtocolTCP
+		if svc := m.Services[o.Service()]; svc != nil {
+			protocol = svc.Protocol
+		}
+		l, err := outboundListener(o.ListenAddress(), o.Port, o.Service(), protocol, m.FilterType)
+		if err != nil {
+			return nil, err
+		}
+		n.Listeners = append(n.Listeners, l)
+		if isHTTP(protocol) {
+			r := filter.Route{VIP: strings.TrimPrefix(l.Name, "outbound:"), Cluster: o.Service(), AttachToken: true}
+			if svc := m.Services[o.Service()]; svc != nil && len(svc.SpiffeIDs) == 1 {
+				r.SpiffeID = svc.SpiffeIDs[0]
+			}
+			n.ExtraRoutes = append(n.ExtraRoutes, r)
+		}
+	}
+	if len(n.ExtraRoutes) > 0 {
+		rj, err := json.Marshal(n.ExtraRoutes)
+		if err != nil {
+			return nil, fmt.Errorf("generate: encoding outbound routes of %s/%s: %w", dp.Mesh, dp.Name, err)
+		}
+		n.extraJSON = rj[1 : len(rj)-1]
+	}
+	return n, nil
+}
+
+// Token is a dataplane's identity token (JWT-SVID).
+type Token struct {
+	Value     string
+	ExpiresAt time.Time
+}
+
+// OutboundFilterConfig returns the dataplane's outbound filter
+// configuration (ECDS): the mesh's routes, its explicit outbounds and its
+// identity token. The resource is versioned now and rendered when packed:
+// it carries every route of the mesh, too big to keep per dataplane.
+func OutboundFilterConfig(m *Mesh, n *Node, tok Token) *Resource {
+	ident := filter.Identity{SpiffeID: n.SpiffeID, Token: tok.Value}
+	if tok.Value != "" {
+		ident.TokenExpiresAt = tok.ExpiresAt.Unix()
+	}
+	filterType, routes, extra := m.FilterType, m.routesJSON, n.extraJSON
+	version := HashStrings(m.RoutesVersion, string(extra), filterType, ident.SpiffeID, ident.Token)
+	return &Resource{Name: OutboundFilter, Version: version, render: func() (*anypb.Any, error) {
+		identJSON, err := json.Marshal(ident)
+		if err != nil {
+			return nil, fmt.Errorf("generate: encoding identity: %w", err)
+		}
+		body := make([]byte, 0, len(routes)+len(extra)+len(identJSON)+64)
+		body = append(body, `{"mode":"outbound","routes":[`...)
+		body = append(body, routes...)
+		if len(routes) > 0 && len(extra) > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, extra...)
+		body = append(body, `],"identity":`...)
+		body = append(body, identJSON...)
+		body = append(body, '}')
+		return filterExtension(OutboundFilter, filterType, body)
+	}}
+}
+
+// filterExtension packs the filter with configuration body as the ECDS
+// resource name, in the mesh's form.
+func filterExtension(name, filterType string, body []byte) (*anypb.Any, error) {
+	cfg, err := pack(wrapperspb.String(string(body)))
+	if err != nil {
+		return nil, err
+	}
+	var inner *anypb.Any
+	if filterType == resource.FilterTypeGo {
+		inner, err = pack(&golangv3.Config{LibraryId: PluginName, LibraryPath: GoLibrary, PluginName: PluginName, PluginConfig: cfg})
+	} else {
+		inner, err = pack(&wasmfilterv3.Wasm{Config: &wasmv3.PluginConfig{
+			Name:   PluginName,
+			RootId: PluginName,
+			Vm: &wasmv3.PluginConfig_VmConfig{VmConfig: &wasmv3.VmConfig{
+				VmId:    PluginName,
+				Runtime: "envoy.wasm.runtime.v8",
+				Code: &corev3.AsyncDataSource{Specifier: &corev3.AsyncDataSource_Local{Local: &corev3.DataSource{
+					Specifier: &corev3.DataSource_Filename{Filename: WasmFile},
+				}}},
+			}},
+			Configuration: cfg,
+			FailurePolicy: wasmv3.FailurePolicy_FAIL_CLOSED,
+		}})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pack(&corev3.TypedExtensionConfig{Name: name, TypedConfig: inner})
+}
+
+// IdentitySecretResource is the SDS secret carrying a dataplane's X.509 SVID.
+func IdentitySecretResource(certPEM, keyPEM []byte) (*Resource, error) {
+	return newResource(IdentitySecret, &tlsv3.Secret{Name: IdentitySecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: certPEM}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: keyPEM}},
+	}}})
+}
+
+func trustBundleSecret(pem []byte) (*Resource, error) {
+	return newResource(TrustBundleSecret, &tlsv3.Secret{Name: TrustBundleSecret, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+		TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: pem}},
+	}}})
+}
