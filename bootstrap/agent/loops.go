@@ -1,0 +1,238 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
+	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+)
+
+// loginResponse is the answer of POST /v1/auth/aws-iam/login.
+type loginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+type bootstrapResponse struct {
+	Bootstrap        json.RawMessage `json:"bootstrap"`
+	Token            string          `json:"token"`
+	ExpiresAt        time.Time       `json:"expiresAt"`
+	ReloadableTokens bool            `json:"reloadableTokens"`
+}
+
+// bootstrapWithRetry calls /bootstrap until it succeeds, retrying with
+// backoff while the CP is unreachable or answers 5xx/429 (a refused login
+// or an invalid Dataplane is final: the error says what to fix).
+func (a *Agent) bootstrapWithRetry(ctx context.Context, task ecsmeta.Task) ([]byte, error) {
+	start := a.clk.Now()
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		resp, err := a.bootstrapOnce(ctx, task)
+		if err == nil {
+			if err := a.setToken(resp.Token, resp.ExpiresAt); err != nil {
+				return nil, err
+			}
+			a.mu.Lock()
+			a.reloadable = resp.ReloadableTokens
+			a.mu.Unlock()
+			a.log.Info("bootstrapped", "attempt", attempt, "tokenExpiresAt", resp.ExpiresAt, "reloadableTokens", resp.ReloadableTokens)
+			return resp.Bootstrap, nil
+		}
+		if !retryable(err) {
+			return nil, fmt.Errorf("agent: bootstrap: %w", err)
+		}
+		if a.clk.Now().Sub(start) >= a.cfg.BootstrapTimeout {
+			return nil, fmt.Errorf("agent: bootstrap: gave up after %s: %w", a.cfg.BootstrapTimeout, err)
+		}
+		a.log.Warn("bootstrap failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-a.clk.After(wait):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("agent: bootstrap: %w (last error: %w)", ctx.Err(), err)
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+func (a *Agent) bootstrapOnce(ctx context.Context, task ecsmeta.Task) (*bootstrapResponse, error) {
+	a.mu.Lock()
+	dp := *a.dp
+	a.mu.Unlock()
+	spec, err := resource.Marshal(&dp)
+	if err != nil {
+		return nil, err
+	}
+	req := dpserver.BootstrapRequest{
+		Mesh: dp.Mesh, Name: dp.Name, ProxyType: a.cfg.ProxyType, DataplaneResource: string(spec),
+		Version:    dpserver.Version{EcsmeshDP: dpserver.VersionInfo{Version: a.cfg.Version}},
+		Host:       a.cp.hostname(),
+		CACertPath: a.cfg.CACertFile, TokenPath: a.TokenPath(), AdminPort: a.cfg.AdminPort,
+		BindOutbounds: a.cfg.BindOutbounds, TaskARN: task.ARN, AvailabilityZone: task.AvailabilityZone,
+	}
+	if a.cfg.AuthType == AuthAWS {
+		tok, err := a.cfg.Login(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("agent: signing the IAM login with the task role: %w", err)
+		}
+		req.LoginToken = tok
+	}
+	var resp bootstrapResponse
+	if err := a.cp.post(ctx, "/bootstrap", "", req, &resp); err != nil {
+		return nil, err
+	}
+	if resp.Token == "" || len(resp.Bootstrap) == 0 {
+		return nil, errors.New("agent: the control plane's /bootstrap answer has no token or bootstrap")
+	}
+	return &resp, nil
+}
+
+// setToken keeps the token and writes the token file atomically.
+func (a *Agent) setToken(tok string, exp time.Time) error {
+	if err := writeAtomic(a.TokenPath(), []byte(tok), 0o600); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.token, a.tokenExp, a.tokenRecv = tok, exp, a.clk.Now()
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) currentToken() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.token
+}
+
+// refreshLoop renews the token at half its life with a fresh signed login;
+// on failure it keeps the current token, logs, and retries with backoff.
+func (a *Agent) refreshLoop(ctx context.Context) {
+	retry := time.Second
+	for {
+		a.mu.Lock()
+		recv, exp := a.tokenRecv, a.tokenExp
+		a.mu.Unlock()
+		delay := max(exp.Sub(recv)/2-a.clk.Now().Sub(recv), 0)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.clk.After(delay):
+		case <-a.refreshNow:
+		}
+		for {
+			err := a.refresh(ctx)
+			if err == nil {
+				retry = time.Second
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			a.mu.Lock()
+			exp := a.tokenExp
+			a.mu.Unlock()
+			if a.clk.Now().After(exp) {
+				a.log.Error("token refresh failed and the dataplane token has expired; Envoy cannot reconnect to the control plane until a refresh succeeds", "err", err, "retryIn", retry)
+			} else {
+				a.log.Warn("token refresh failed; keeping the current token", "err", err, "expiresAt", exp, "retryIn", retry)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.clk.After(retry):
+			}
+			retry = min(2*retry, 30*time.Second)
+		}
+	}
+}
+
+func (a *Agent) refresh(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if a.cfg.AuthType == AuthNone {
+		resp, err := a.bootstrapOnce(cctx, ecsmeta.Task{})
+		if err != nil {
+			return err
+		}
+		return a.setToken(resp.Token, resp.ExpiresAt)
+	}
+	login, err := a.cfg.Login(cctx)
+	if err != nil {
+		return fmt.Errorf("agent: signing the IAM login with the task role: %w", err)
+	}
+	var resp loginResponse
+	req := map[string]string{"mesh": a.dp.Mesh, "name": a.dp.Name, "proxyType": a.cfg.ProxyType, "loginToken": login}
+	if err := a.cp.post(cctx, "/v1/auth/aws-iam/login", "", req, &resp); err != nil {
+		return err
+	}
+	if resp.Token == "" {
+		return errors.New("agent: the control plane's login answer has no token")
+	}
+	if err := a.setToken(resp.Token, resp.ExpiresAt); err != nil {
+		return err
+	}
+	a.log.Info("dataplane token refreshed", "expiresAt", resp.ExpiresAt)
+	return nil
+}
+
+// healthLoop reports the app containers' health every HealthInterval.
+func (a *Agent) healthLoop(ctx context.Context) {
+	lastErr := ""
+	for {
+		err := a.syncOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if msg := fmt.Sprint(err); err != nil && msg != lastErr {
+			a.log.Warn("health sync failed", "err", err)
+			lastErr = msg
+		} else if err == nil && lastErr != "" {
+			a.log.Info("health sync recovered")
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.clk.After(a.cfg.HealthInterval):
+		}
+	}
+}
+
+func (a *Agent) syncOnce(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	task, err := a.cfg.Metadata.TaskOnce(cctx)
+	if err != nil {
+		return fmt.Errorf("agent: reading task health: %w", err)
+	}
+	ready := appsReady(task, a.self)
+	a.mu.Lock()
+	changed := ready != a.ready
+	a.ready = ready
+	a.mu.Unlock()
+	if changed {
+		a.log.Info("app health changed", "ready", ready)
+	}
+	return a.syncHealth(cctx, ready, false)
+}
+
+// syncHealth sends one health sync; a 401 asks for a token refresh.
+func (a *Agent) syncHealth(ctx context.Context, ready, draining bool) error {
+	a.mu.Lock()
+	dp := a.dp
+	a.mu.Unlock()
+	req := dpserver.HealthSyncRequest{Mesh: dp.Mesh, Name: dp.Name, Ready: ready, Draining: draining}
+	err := a.cp.post(ctx, "/v1/health-sync", a.currentToken(), req, nil)
+	var ce *CPError
+	if errors.As(err, &ce) && ce.Status == 401 {
+		select {
+		case a.refreshNow <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
