@@ -49,6 +49,7 @@ type Node struct {
 // dataplane of a service).
 type nodeMemo struct {
 	nodes     map[string]memoNode
+	seen      map[string]bool
 	interned  map[string]*Resource
 	internNew map[string]*Resource
 }
@@ -85,15 +86,14 @@ func (nm *nodeMemo) intern(key string, build func() (*Resource, error)) (*Resour
 
 // BeginNodes starts a round of Node builds; EndNodes forgets the shared
 // resources that no Node of the round used.
-func (b *Builder) BeginNodes() { b.nodes.internNew = map[string]*Resource{} }
+func (b *Builder) BeginNodes() {
+	b.nodes.internNew, b.nodes.seen = map[string]*Resource{}, map[string]bool{}
+}
 
 // EndNodes ends a round started by BeginNodes.
 func (b *Builder) EndNodes() {
 	b.nodes.interned, b.nodes.internNew = b.nodes.internNew, map[string]*Resource{}
 }
-
-// Forget drops the memoized Node of a deleted dataplane.
-func (b *Builder) Forget(mesh, name string) { delete(b.nodes.nodes, mesh+"/"+name) }
 
 // Node builds the per-dataplane resources of dp in m, reusing the
 // previous Node when nothing it depends on changed.
@@ -117,6 +117,9 @@ func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*No
 	}
 	key := sb.String()
 	mk := m.Name + "/" + dp.Name
+	if b.nodes.seen != nil {
+		b.nodes.seen[mk] = true
+	}
 	if prev, ok := b.nodes.nodes[mk]; ok && prev.dp == dp && prev.key == key {
 		for _, k := range prev.node.internKeys {
 			if _, err := b.nodes.intern(k, nil); err != nil {

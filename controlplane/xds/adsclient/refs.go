@@ -1,0 +1,104 @@
+package adsclient
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Type URLs the client subscribes to, in Envoy's order.
+const (
+	ClusterType   = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	EndpointType  = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	ListenerType  = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	SecretType    = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+	ExtensionType = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+)
+
+// Types lists the subscribed type URLs.
+var Types = []string{ClusterType, EndpointType, ListenerType, SecretType, ExtensionType}
+
+// refs are the names resources refer to, by the type that holds them.
+type refs map[string]map[string]bool
+
+func (r refs) add(typ, name string) {
+	if name == "" {
+		return
+	}
+	if r[typ] == nil {
+		r[typ] = map[string]bool{}
+	}
+	r[typ][name] = true
+}
+
+// check unpacks a, validates it and every Any inside it (ValidateAll) and
+// collects what it refers to: EDS names of EDS clusters, clusters of
+// routes and tcp_proxy, SDS secrets and ECDS filter names.
+func check(a *anypb.Any, out refs) error {
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return fmt.Errorf("unpacking %s: %w", a.GetTypeUrl(), err)
+	}
+	if v, ok := m.(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			return fmt.Errorf("%s: %w", a.GetTypeUrl(), err)
+		}
+	}
+	return walk(m.ProtoReflect(), out)
+}
+
+func str(m protoreflect.Message, field protoreflect.Name) string {
+	f := m.Descriptor().Fields().ByName(field)
+	if f == nil || !m.Has(f) {
+		return ""
+	}
+	return m.Get(f).String()
+}
+
+func walk(m protoreflect.Message, out refs) error {
+	switch m.Descriptor().FullName() {
+	case "google.protobuf.Any":
+		return check(m.Interface().(*anypb.Any), out)
+	case "envoy.config.cluster.v3.Cluster":
+		if f := m.Descriptor().Fields().ByName("type"); m.Get(f).Enum() == 3 { // EDS
+			name := str(m, "name")
+			if eds := m.Get(m.Descriptor().Fields().ByName("eds_cluster_config")).Message(); eds.IsValid() {
+				if sn := str(eds, "service_name"); sn != "" {
+					name = sn
+				}
+			}
+			out.add(EndpointType, name)
+		}
+	case "envoy.config.route.v3.RouteAction", "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":
+		out.add(ClusterType, str(m, "cluster"))
+	case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":
+		out.add(SecretType, str(m, "name"))
+	case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
+		if f := m.Descriptor().Fields().ByName("config_discovery"); m.Has(f) {
+			out.add(ExtensionType, str(m, "name"))
+		}
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len() && err == nil; i++ {
+				err = walk(v.List().Get(i).Message(), out)
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				err = walk(mv.Message(), out)
+				return err == nil
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			err = walk(v.Message(), out)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// Unpack returns the message packed in a.
+func Unpack(a *anypb.Any) (proto.Message, error) { return a.UnmarshalNew() }

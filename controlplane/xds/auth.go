@@ -1,0 +1,252 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/token"
+)
+
+// Reasons a stream is closed by the server.
+var (
+	errTokenExpired     = errors.New("xds: dataplane token expired; reconnect with a fresh one")
+	errDataplaneDeleted = errors.New("xds: dataplane deleted")
+	errShutdown         = errors.New("xds: server shutting down")
+)
+
+// stream is one authenticated ADS stream.
+type stream struct {
+	id     int64
+	claims token.DataplaneClaims
+	nodeID string // set by the first request, fixed afterwards
+	cancel context.CancelCauseFunc
+}
+
+type streamKey struct{}
+
+// authedStream carries the verified claims and lets the server end the
+// stream: RecvMsg returns as soon as the stream's context ends, which ends
+// go-control-plane's loop and so the RPC.
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a *authedStream) Context() context.Context { return a.ctx }
+
+func (a *authedStream) RecvMsg(m any) error {
+	done := make(chan error, 1)
+	go func() { done <- a.ServerStream.RecvMsg(m) }()
+	select {
+	case err := <-done:
+		return err
+	case <-a.ctx.Done():
+		return context.Cause(a.ctx)
+	}
+}
+
+// authenticate is the stream interceptor: every stream is refused unless
+// it carries `authorization: Bearer <dataplane token>` that verifies. The
+// stream ends when the token expires.
+func (s *Server) authenticate(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	md, _ := metadata.FromIncomingContext(ss.Context())
+	var raw string
+	if vals := md.Get("authorization"); len(vals) == 1 {
+		if scheme, tok, ok := strings.Cut(vals[0], " "); ok && strings.EqualFold(scheme, "Bearer") {
+			raw = strings.TrimSpace(tok)
+		}
+	}
+	if raw == "" {
+		s.log.Warn("xds: stream refused", "reason", "no_bearer_token", "method", info.FullMethod)
+		return status.Error(codes.Unauthenticated, "xds: authorization: Bearer <dataplane token> is required")
+	}
+	claims, err := s.o.Tokens.VerifyDataplaneToken(ss.Context(), raw)
+	if err != nil {
+		s.log.Warn("xds: stream refused", "reason", "invalid_token", "err", err)
+		return status.Error(codes.Unauthenticated, "xds: invalid dataplane token")
+	}
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	st := &stream{claims: claims, cancel: cancel}
+	ctx = context.WithValue(ctx, streamKey{}, st)
+	if !claims.ExpiresAt.IsZero() {
+		t := time.AfterFunc(claims.ExpiresAt.Sub(s.o.Now())+token.Leeway, func() { cancel(errTokenExpired) })
+		defer t.Stop()
+	}
+	err = handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		code := codes.Unauthenticated
+		if errors.Is(cause, errDataplaneDeleted) {
+			code = codes.PermissionDenied
+		} else if errors.Is(cause, errShutdown) {
+			code = codes.Unavailable
+		}
+		return status.Error(code, cause.Error())
+	}
+	return err
+}
+
+func refuseUnary(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
+	return nil, status.Error(codes.Unimplemented, "xds: only ADS streams are served")
+}
+
+func spiffeID(s string) (spiffeid.ID, error) {
+	id, err := spiffeid.FromString(s)
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("xds: SPIFFE ID %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// callbacks wires go-control-plane's stream events to the server.
+func (s *Server) callbacks() serverv3.Callbacks {
+	return serverv3.CallbackFuncs{
+		StreamOpenFunc:      s.onOpen,
+		DeltaStreamOpenFunc: s.onOpen,
+		StreamClosedFunc:    func(id int64, _ *corev3.Node) { s.onClosed(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) {
+			s.onClosed(id)
+		},
+		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
+			if req.GetErrorDetail() != nil {
+				s.log.Warn("xds: NACK", "stream", id, "node", req.GetNode().GetId(), "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
+			}
+			return s.onRequest(id, req.GetNode())
+		},
+		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			if req.GetErrorDetail() != nil {
+				s.log.Warn("xds: NACK", "stream", id, "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
+			}
+			return s.onRequest(id, req.GetNode())
+		},
+		StreamResponseFunc: func(_ context.Context, _ int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+			s.sent.add(proto.Size(resp))
+		},
+		StreamDeltaResponseFunc: func(_ int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+			s.sent.add(proto.Size(resp))
+		},
+	}
+}
+
+// sentCounter counts response bytes and messages.
+type sentCounter struct{ bytes, msgs atomic.Int64 }
+
+func (c *sentCounter) add(n int) {
+	c.bytes.Add(int64(n))
+	c.msgs.Add(1)
+}
+
+func (s *Server) onOpen(ctx context.Context, id int64, _ string) error {
+	st, ok := ctx.Value(streamKey{}).(*stream)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "xds: unauthenticated stream")
+	}
+	st.id = id
+	s.mu.Lock()
+	s.streams[id] = st
+	s.mu.Unlock()
+	return nil
+}
+
+// onRequest checks the node ID against the token on every request that
+// carries a node, and registers the stream's node on the first one.
+func (s *Server) onRequest(id int64, node *corev3.Node) error {
+	s.mu.Lock()
+	st := s.streams[id]
+	s.mu.Unlock()
+	if st == nil {
+		return status.Error(codes.Unauthenticated, "xds: unauthenticated stream")
+	}
+	if node == nil {
+		if st.nodeID == "" {
+			return status.Error(codes.InvalidArgument, "xds: the first request must carry the node")
+		}
+		return nil
+	}
+	want := NodeID(st.claims.Mesh, st.claims.Name)
+	if node.GetId() != want {
+		s.log.Warn("xds: stream refused", "reason", "node_id_mismatch", "node", node.GetId(), "token", want)
+		return status.Errorf(codes.PermissionDenied, "xds: node ID %q does not match the dataplane token (%s)", node.GetId(), want)
+	}
+	if st.nodeID != "" {
+		return nil
+	}
+	if _, ok := s.cache.view(want); !ok {
+		return status.Errorf(codes.NotFound, "xds: dataplane %s/%s is not stored", st.claims.Mesh, st.claims.Name)
+	}
+	s.mu.Lock()
+	st.nodeID = want
+	first := len(s.byNode[want]) == 0
+	if s.byNode[want] == nil {
+		s.byNode[want] = map[int64]*stream{}
+	}
+	s.byNode[want][id] = st
+	s.mu.Unlock()
+	ctx := context.Background()
+	if first {
+		if err := s.connect(ctx, st.claims.Mesh, st.claims.Name, bindOutbounds(node)); err != nil {
+			s.log.Error("xds: recording session", "node", want, "err", err)
+		}
+	}
+	if err := s.ensureIdentity(ctx, want); err != nil {
+		s.log.Error("xds: identity", "node", want, "err", err)
+		return status.Error(codes.Unavailable, "xds: cannot issue the dataplane's identity yet")
+	}
+	return nil
+}
+
+func bindOutbounds(node *corev3.Node) bool {
+	v := node.GetMetadata().GetFields()[MetadataBindOutbounds]
+	return v.GetBoolValue() || v.GetStringValue() == "true"
+}
+
+func (s *Server) onClosed(id int64) {
+	s.mu.Lock()
+	st := s.streams[id]
+	delete(s.streams, id)
+	last := false
+	if st != nil && st.nodeID != "" {
+		delete(s.byNode[st.nodeID], id)
+		if len(s.byNode[st.nodeID]) == 0 {
+			delete(s.byNode, st.nodeID)
+			last = true
+		}
+	}
+	s.mu.Unlock()
+	if !last {
+		return
+	}
+	s.cache.releaseIdentity(st.nodeID)
+	if err := s.disconnect(context.Background(), st.claims.Mesh, st.claims.Name); err != nil {
+		s.log.Error("xds: recording disconnect", "node", st.nodeID, "err", err)
+	}
+}
+
+// closeNodes ends every stream of the given nodes.
+func (s *Server) closeNodes(ids []string, reason string) {
+	if len(ids) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		for _, st := range s.byNode[id] {
+			s.log.Info("xds: closing stream", "node", id, "reason", reason)
+			st.cancel(errDataplaneDeleted)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+// Package xds is the control plane's xDS server (SPEC §3.4): ADS over
+// gRPC (state-of-the-world and delta, go-control-plane) for every
+// dataplane, authenticated by its dataplane token, with the dataplane's
+// listeners, clusters, endpoints, SDS certificates and ECDS filter
+// configuration; dataplane liveness across CP replicas; and the inspect
+// view of SPEC §3.
+package xds
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/ca"
+	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/controlplane/token"
+)
+
+// Tokens verifies dataplane tokens and issues identity tokens;
+// *token.Issuer implements it.
+type Tokens interface {
+	// VerifyDataplaneToken checks the bearer token of an ADS stream.
+	VerifyDataplaneToken(ctx context.Context, raw string) (token.DataplaneClaims, error)
+	// IssueJWTSVID signs a dataplane's identity token (audience nil: the
+	// mesh's trust domain; ttl 0: the default).
+	IssueJWTSVID(ctx context.Context, mesh string, id spiffeid.ID, audience []string, ttl time.Duration) (string, time.Time, error)
+	// JWKS returns the key set verifiers of identity tokens use.
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// CertificateAuthority issues X.509 SVIDs; *ca.Authority implements it.
+type CertificateAuthority interface {
+	// IssueX509SVID signs a leaf certificate for id in mesh.
+	IssueX509SVID(ctx context.Context, mesh string, id spiffeid.ID) (*ca.SVID, error)
+	// Bundle returns the mesh's trust bundle.
+	Bundle(ctx context.Context, mesh string) (*ca.Bundle, error)
+}
+
+// Store record kinds the xDS server owns.
+const (
+	// KindSession records which replica holds a dataplane's ADS stream
+	// (Kuma calls it DataplaneInsight).
+	KindSession = "DataplaneInsight"
+	// KindReplica is a CP replica's heartbeat; a session is live only
+	// while its replica's record is.
+	KindReplica = "XDSReplica"
+)
+
+// Labels and node metadata the server reads.
+const (
+	// LabelOrigin marks how a Dataplane was created; OriginBootstrap ones
+	// (created by /bootstrap) are deleted after Grace without a stream.
+	LabelOrigin     = "ecsmesh.io/origin"
+	OriginBootstrap = "bootstrap"
+	// LabelBindOutbounds "true" on a Dataplane, or node metadata
+	// MetadataBindOutbounds true, gives the dataplane a listener on every
+	// service's VIP (ecsmesh-dp --bind-outbounds).
+	LabelBindOutbounds    = "ecsmesh.io/bind-outbounds"
+	MetadataBindOutbounds = "ecsmesh.io/bind-outbounds"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Store is the CP's store. Required.
+	Store store.Store
+	// Tokens verifies stream tokens and issues identity tokens. Required.
+	Tokens Tokens
+	// CA issues certificates. Required.
+	CA CertificateAuthority
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// VIPPort is KUMA_DNS_SERVER_SERVICE_VIP_PORT (default 8080).
+	VIPPort int
+	// Domain is KUMA_DNS_SERVER_DOMAIN: services are reachable as
+	// <service>.<Domain> plus HostnameGenerator names.
+	Domain string
+	// InstanceID names this replica in session records (default: random).
+	InstanceID string
+	// TLS serves ADS over TLS. Required by Serve unless Insecure.
+	TLS *tls.Config
+	// Insecure serves ADS in plaintext (tests on loopback only).
+	Insecure bool
+	// ServerOptions are extra gRPC server options.
+	ServerOptions []grpc.ServerOption
+	// Grace is how long a bootstrap-created Dataplane without a stream
+	// survives (default 10 s, SPEC §3.4).
+	Grace time.Duration
+	// NeverConnectedGrace is how long a bootstrap-created Dataplane that
+	// never opened a stream survives (default 2 min).
+	NeverConnectedGrace time.Duration
+	// SessionTTL is how long a replica's sessions stay live without its
+	// heartbeat (default 30 s; heartbeats every third of it).
+	SessionTTL time.Duration
+	// SyncInterval paces the sweeper, certificate renewal checks and JWKS
+	// refresh (default 5 s).
+	SyncInterval time.Duration
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Store == nil || o.Tokens == nil || o.CA == nil {
+		return o, errors.New("xds: Store, Tokens and CA are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.VIPPort == 0 {
+		o.VIPPort = 8080
+	}
+	if o.InstanceID == "" {
+		o.InstanceID = randomID()
+	}
+	if o.Grace == 0 {
+		o.Grace = 10 * time.Second
+	}
+	if o.NeverConnectedGrace == 0 {
+		o.NeverConnectedGrace = 2 * time.Minute
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = 30 * time.Second
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = 5 * time.Second
+	}
+	return o, nil
+}

@@ -1,0 +1,298 @@
+package xds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/ca"
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/controlplane/token"
+	"github.com/ecsmesh/ecsmesh/controlplane/vip"
+	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
+)
+
+// world is the decoded store state the generator reads. Owned by the run
+// loop.
+type world struct {
+	meshes     map[string]*resource.Mesh
+	dps        map[string]map[string]*dpEntry
+	identities map[string]map[string]*resource.MeshIdentity
+	mtps       map[string]map[string]*resource.MeshTrafficPermission
+	vips       map[string]map[string]netip.Addr
+	gens       map[string]*resource.HostnameGenerator
+	sessions   map[string]map[string]*sessionEntry
+	replicas   map[string]bool
+	bundles    map[string][]byte
+	jwks       json.RawMessage
+	builders   map[string]*generate.Builder
+}
+
+type dpEntry struct {
+	dp  *resource.Dataplane
+	rec store.Record
+}
+
+type sessionEntry struct {
+	doc sessionDoc
+	rec store.Record
+}
+
+func newWorld() *world {
+	return &world{
+		meshes: map[string]*resource.Mesh{}, dps: map[string]map[string]*dpEntry{},
+		identities: map[string]map[string]*resource.MeshIdentity{}, mtps: map[string]map[string]*resource.MeshTrafficPermission{},
+		vips: map[string]map[string]netip.Addr{}, gens: map[string]*resource.HostnameGenerator{},
+		sessions: map[string]map[string]*sessionEntry{}, replicas: map[string]bool{}, bundles: map[string][]byte{},
+		builders: map[string]*generate.Builder{},
+	}
+}
+
+func inner[V any](m map[string]map[string]V, mesh string) map[string]V {
+	if m[mesh] == nil {
+		m[mesh] = map[string]V{}
+	}
+	return m[mesh]
+}
+
+// allMeshes is the dirty set meaning "every mesh".
+const allMeshes = "*"
+
+// load reads everything from the store.
+func (s *Server) load(ctx context.Context, w *world) error {
+	for _, kind := range []string{resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, resource.KindHostnameGenerator, KindSession, KindReplica} {
+		recs, err := s.o.Store.List(ctx, kind, store.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("xds: listing %s: %w", kind, err)
+		}
+		for _, r := range recs {
+			if err := s.put(w, r); err != nil {
+				s.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
+			}
+		}
+	}
+	for name := range w.meshes {
+		if err := s.loadVIPs(ctx, w, name); err != nil {
+			return err
+		}
+		s.loadBundle(ctx, w, name)
+	}
+	s.loadJWKS(ctx, w)
+	return nil
+}
+
+func (s *Server) loadVIPs(ctx context.Context, w *world, mesh string) error {
+	v, err := vip.List(ctx, s.o.Store, mesh)
+	if err != nil {
+		return fmt.Errorf("xds: %w", err)
+	}
+	w.vips[mesh] = v
+	return nil
+}
+
+func (s *Server) loadBundle(ctx context.Context, w *world, mesh string) {
+	b, err := s.o.CA.Bundle(ctx, mesh)
+	if err != nil {
+		s.log.Error("xds: trust bundle unavailable", "mesh", mesh, "err", err)
+		return
+	}
+	w.bundles[mesh] = b.PEM
+}
+
+func (s *Server) loadJWKS(ctx context.Context, w *world) {
+	b, err := s.o.Tokens.JWKS(ctx)
+	if err != nil {
+		s.log.Error("xds: JWKS unavailable", "err", err)
+		return
+	}
+	w.jwks = b
+}
+
+// put decodes one record into w.
+func (s *Server) put(w *world, r store.Record) error {
+	switch r.Kind {
+	case KindSession:
+		var d sessionDoc
+		if err := json.Unmarshal(r.Spec, &d); err != nil {
+			return err
+		}
+		inner(w.sessions, r.Mesh)[r.Name] = &sessionEntry{doc: d, rec: r}
+		return nil
+	case KindReplica:
+		w.replicas[r.Name] = true
+		return nil
+	}
+	obj, err := resource.Unmarshal(r.Kind, r.Spec)
+	if err != nil {
+		return err
+	}
+	resource.SetTimes(obj, r.CreatedAt, r.ModifiedAt)
+	switch o := obj.(type) {
+	case *resource.Mesh:
+		w.meshes[r.Name] = o
+	case *resource.Dataplane:
+		inner(w.dps, r.Mesh)[r.Name] = &dpEntry{dp: o, rec: r}
+	case *resource.MeshIdentity:
+		inner(w.identities, r.Mesh)[r.Name] = o
+	case *resource.MeshTrafficPermission:
+		inner(w.mtps, r.Mesh)[r.Name] = o
+	case *resource.HostnameGenerator:
+		w.gens[r.Name] = o
+	}
+	return nil
+}
+
+func (w *world) remove(k store.Key) {
+	switch k.Kind {
+	case resource.KindMesh:
+		delete(w.meshes, k.Name)
+	case resource.KindDataplane:
+		delete(w.dps[k.Mesh], k.Name)
+	case resource.KindMeshIdentity:
+		delete(w.identities[k.Mesh], k.Name)
+	case resource.KindMeshTrafficPermission:
+		delete(w.mtps[k.Mesh], k.Name)
+	case resource.KindHostnameGenerator:
+		delete(w.gens, k.Name)
+	case KindSession:
+		delete(w.sessions[k.Mesh], k.Name)
+	case KindReplica:
+		delete(w.replicas, k.Name)
+	}
+}
+
+// apply folds one store event into w and returns the meshes to rebuild.
+func (s *Server) apply(ctx context.Context, w *world, ev store.Event) (map[string]bool, error) {
+	k := ev.Key
+	switch k.Kind {
+	case resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, KindSession:
+		if err := s.refresh(ctx, w, k); err != nil {
+			return nil, err
+		}
+		mesh := k.Mesh
+		if k.Kind == resource.KindMesh {
+			mesh = k.Name
+			if _, ok := w.meshes[mesh]; ok {
+				if err := s.loadVIPs(ctx, w, mesh); err != nil {
+					return nil, err
+				}
+				s.loadBundle(ctx, w, mesh)
+				s.loadJWKS(ctx, w)
+			}
+		}
+		return map[string]bool{mesh: true}, nil
+	case resource.KindHostnameGenerator, KindReplica:
+		if err := s.refresh(ctx, w, k); err != nil {
+			return nil, err
+		}
+		return map[string]bool{allMeshes: true}, nil
+	case vip.KindServiceVIP:
+		if _, ok := w.meshes[k.Mesh]; ok {
+			if err := s.loadVIPs(ctx, w, k.Mesh); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]bool{k.Mesh: true}, nil
+	case ca.KindCA:
+		if _, ok := w.meshes[k.Mesh]; ok {
+			s.loadBundle(ctx, w, k.Mesh)
+		}
+		return map[string]bool{k.Mesh: true}, nil
+	case token.KindSigningKey:
+		s.loadJWKS(ctx, w)
+		return map[string]bool{allMeshes: true}, nil
+	}
+	return nil, nil
+}
+
+func (s *Server) refresh(ctx context.Context, w *world, k store.Key) error {
+	r, err := s.o.Store.Get(ctx, k)
+	if errors.Is(err, store.ErrNotFound) {
+		w.remove(k)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("xds: reading %s: %w", k, err)
+	}
+	if err := s.put(w, r); err != nil {
+		s.log.Warn("xds: skipping unreadable record", "key", k.String(), "err", err)
+	}
+	return nil
+}
+
+// online reports whether the dataplane has a live stream on any replica.
+func (w *world) online(mesh, name string) bool {
+	se := w.sessions[mesh][name]
+	return se != nil && se.doc.DisconnectedAt.IsZero() && w.replicas[se.doc.Replica]
+}
+
+// input assembles the generator input of a mesh.
+func (s *Server) input(w *world, mesh string) *generate.Input {
+	in := &generate.Input{
+		Mesh: w.meshes[mesh], Online: map[string]bool{}, VIPs: w.vips[mesh], Domain: s.o.Domain, VIPPort: s.o.VIPPort,
+		JWKS: w.jwks, TrustBundlePEM: w.bundles[mesh],
+	}
+	for name, e := range w.dps[mesh] {
+		in.Dataplanes = append(in.Dataplanes, e.dp)
+		if w.online(mesh, name) {
+			in.Online[name] = true
+		}
+	}
+	for _, names := range sortedKeys(w.identities[mesh]) {
+		in.Identities = append(in.Identities, w.identities[mesh][names])
+	}
+	for _, names := range sortedKeys(w.mtps[mesh]) {
+		in.Permissions = append(in.Permissions, w.mtps[mesh][names])
+	}
+	for _, name := range sortedKeys(w.gens) {
+		in.Generators = append(in.Generators, w.gens[name])
+	}
+	return in
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// bindOutbounds reports whether a dataplane gets every VIP listener.
+func (w *world) bindOutbounds(mesh, name string, dp *resource.Dataplane) bool {
+	if dp.Labels[LabelBindOutbounds] == "true" {
+		return true
+	}
+	se := w.sessions[mesh][name]
+	return se != nil && se.doc.BindOutbounds
+}
+
+// build generates a mesh and its nodes with the mesh's builder.
+func (s *Server) build(w *world, mesh string) (*generate.Mesh, map[string]*generate.Node, error) {
+	b := w.builders[mesh]
+	if b == nil {
+		b = generate.NewBuilder()
+		w.builders[mesh] = b
+	}
+	m, err := b.Mesh(s.input(w, mesh))
+	if err != nil {
+		return nil, nil, err
+	}
+	nodes := make(map[string]*generate.Node, len(w.dps[mesh]))
+	b.BeginNodes()
+	for name, e := range w.dps[mesh] {
+		n, err := b.Node(m, e.dp, w.bindOutbounds(mesh, name, e.dp))
+		if err != nil {
+			s.log.Error("xds: cannot generate dataplane config", "mesh", mesh, "dataplane", name, "err", err)
+			continue
+		}
+		nodes[name] = n
+	}
+	b.EndNodes()
+	return m, nodes, nil
+}
