@@ -36,6 +36,9 @@ const (
 // CP's ECS task check reads it).
 const LabelECSCluster = "ecsmesh.io/ecs-cluster"
 
+// LabelBindOutbounds "true" asks for VIP listeners (--bind-outbounds).
+const LabelBindOutbounds = "ecsmesh.io/bind-outbounds"
+
 // File names in the work directory.
 const (
 	BootstrapFile = "bootstrap.json"
@@ -248,6 +251,10 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 	}
 	if _, ok := dp.Labels[LabelECSCluster]; !ok && task.ClusterName() != "" {
 		dp.Labels[LabelECSCluster] = task.ClusterName()
+	}
+	if a.cfg.BindOutbounds {
+		// The xDS server reads this label (and the node metadata).
+		dp.Labels[LabelBindOutbounds] = "true"
 	}
 	a.dp = dp
 	a.log = a.log.With("mesh", dp.Mesh, "dataplane", dp.Name)
