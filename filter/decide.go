@@ -141,6 +141,17 @@ func (c *Compiled) Strip(name string) bool {
 // NeedsIdentityToken reports whether the adapter must read x-ecsmesh-identity.
 func (c *Compiled) NeedsIdentityToken() bool { return c.inbound && c.keys != nil }
 
+// NeedsClock reports whether deciding req reads the clock (Request.Now):
+// outbound when a token may be attached, inbound only when a JWT-SVID is
+// to be verified. Adapters skip the clock otherwise; in Wasm each clock
+// read is a host call.
+func (c *Compiled) NeedsClock(req *Request) bool {
+	if c.inbound {
+		return req.PeerURISAN == "" && req.IdentityToken != "" && c.keys != nil
+	}
+	return c.token != ""
+}
+
 // Inbound reports whether the filter runs in inbound mode.
 func (c *Compiled) Inbound() bool { return c.inbound }
 

@@ -42,7 +42,7 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		return api.LocalReply
 	}
 	c := s.config.compiled
-	s.req = filter.Request{Now: time.Now().Unix(), Authority: headers.Host()}
+	s.req = filter.Request{Authority: headers.Host()}
 	if c.NeedsIdentityToken() {
 		s.req.IdentityToken, _ = headers.Get(filter.HeaderIdentity)
 	}
@@ -61,6 +61,9 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		s.req.PeerURISAN = s.property(filter.PropertyPeerURISAN)
 	} else {
 		s.req.Destination = s.property(filter.PropertyDestination)
+	}
+	if c.NeedsClock(&s.req) {
+		s.req.Now = time.Now().Unix()
 	}
 	d := &s.decision
 	c.Decide(&s.req, d)

@@ -99,7 +99,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	if err != nil {
 		panic(fmt.Sprintf("reading request headers: %v", err))
 	}
-	h.req = filter.Request{Now: time.Now().Unix()}
+	h.req = filter.Request{}
 	wantToken := c.NeedsIdentityToken()
 	for _, kv := range headers {
 		switch {
@@ -118,6 +118,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		h.req.PeerURISAN = property(peerURISANPath)
 	} else {
 		h.req.Destination = property(destinationPath)
+	}
+	if c.NeedsClock(&h.req) {
+		h.req.Now = time.Now().Unix()
 	}
 	d := &h.decision
 	c.Decide(&h.req, d)
