@@ -25,6 +25,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
+	"github.com/ecsmesh/ecsmesh/controlplane/xds"
 )
 
 // Addrs are the addresses the CP actually listens on (useful with :0).
@@ -138,6 +139,21 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.addrs.API = apiLn.Addr().String()
 	s.mu.Unlock()
+	xdsSrv, err := xds.NewServer(xds.Options{
+		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log.With("component", "xds"),
+		VIPPort: s.cfg.DNS.VIPPort, Domain: s.cfg.DNS.Domain, InstanceID: s.cfg.InstanceID, TLS: tlsCfg,
+	})
+	if err != nil {
+		return fmt.Errorf("starting xDS server: %w", err)
+	}
+	xdsLn, err := net.Listen("tcp", s.cfg.XDSAddr)
+	if err != nil {
+		return fmt.Errorf("listening on ECSMESH_XDS_ADDR %s: %w", s.cfg.XDSAddr, err)
+	}
+	s.mu.Lock()
+	s.addrs.XDS = xdsLn.Addr().String()
+	s.mu.Unlock()
+
 	adminLn, err := net.Listen("tcp", s.cfg.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("listening on ECSMESH_ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
@@ -150,6 +166,7 @@ func (s *Server) Run(ctx context.Context) error {
 			Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
 			Ready:     s.checkReady,
 			WellKnown: s.tokens.Handler(),
+			Inspector: xdsSrv,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -172,6 +189,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("admin API listening", "addr", s.addrs.Admin)
 	serve("api", apiSrv, tls.NewListener(apiLn, tlsCfg))
 	s.log.Info("sidecar API listening (HTTPS)", "addr", s.addrs.API)
+	xdsCtx, stopXDS := context.WithCancel(ctx)
+	defer stopXDS()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := xdsSrv.Serve(xdsCtx, xdsLn); err != nil && xdsCtx.Err() == nil {
+			errc <- fmt.Errorf("xDS server: %w", err)
+		}
+	}()
+	s.log.Info("ADS listening (gRPC, TLS)", "addr", s.addrs.XDS)
 	close(s.ready)
 
 	var runErr error
@@ -184,6 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer done()
 	_ = adminSrv.Shutdown(shutdownCtx)
 	_ = apiSrv.Shutdown(shutdownCtx)
+	stopXDS()
 	wg.Wait()
 	s.log.Info("control plane stopped")
 	return runErr
