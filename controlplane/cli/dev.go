@@ -31,7 +31,7 @@ var devServices = []devcloud.Service{
 
 func newDevCmd(env Env) *cobra.Command {
 	dev := &cobra.Command{Use: "dev", Short: "run the mesh on one machine with a local AWS emulation"}
-	dev.AddCommand(newDevRunCmd(env))
+	dev.AddCommand(newDevRunCmd(env), newDevEnvoyCmd(env), newDevDemoCmd(env))
 	return dev
 }
 
@@ -123,6 +123,7 @@ func writeDevEnv(path string, cloud *devcloud.Cloud, f devRunFlags) error {
 	fmt.Fprintf(&b, "# written by ecsmesh-cp dev run; the environment of local agents\n")
 	fmt.Fprintf(&b, "ECSMESH_DEV_AWS_URL=%s\n", cloud.URL())
 	fmt.Fprintf(&b, "ECSMESH_DEV_ADMIN_URL=http://%s\n", f.adminAddr)
+	fmt.Fprintf(&b, "ECSMESH_DEV_ROUTE53_ZONE_ID=%s\n", cloud.ZoneID())
 	fmt.Fprintf(&b, "KUMA_CONTROL_PLANE_URL=https://%s\n", f.apiAddr)
 	fmt.Fprintf(&b, "ECSMESH_AWSIAM_SERVER_ID=%s\n", DevServerID)
 	for _, s := range devServices {

@@ -1,0 +1,221 @@
+package devdemo
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Result is what the demo observed, for the end-to-end test to assert.
+type Result struct {
+	// Dataplanes maps a service to its Dataplane's name.
+	Dataplanes map[string]string
+	// Records are the zone's records after the agents joined.
+	Records []string
+	// Received maps a service to what its stand-in Envoy holds.
+	Received map[string]*Received
+	// Routed is web → redis through the .wasm (outbound).
+	Routed *Reply
+	// Allowed and Refused are the call arriving at redis (inbound), before
+	// and after the MeshTrafficPermission.
+	Allowed, Refused *Reply
+	// ForgedStatus and ForgedReason are the forged login's answer.
+	ForgedStatus int
+	ForgedReason string
+}
+
+// MeshYAML is the mesh the demo applies.
+const MeshYAML = "type: Mesh\nname: default\n"
+
+// DenyWebToRedis refuses web's calls to redis.
+const DenyWebToRedis = `type: MeshTrafficPermission
+mesh: default
+name: deny-web-to-redis
+spec:
+  targetRef: {kind: MeshService, name: redis}
+  from:
+  - spiffeID: {type: Exact, value: "spiffe://default.mesh.local/workload/web"}
+    action: Deny
+`
+
+// Run runs every step, printing progress; agents are left running for the
+// caller to stop (StopAgents).
+func (d *Demo) Run(ctx context.Context) (*Result, error) {
+	res := &Result{Dataplanes: map[string]string{}, Received: map[string]*Received{}}
+
+	d.Progress("Mesh: apply `type: Mesh, name: default` (mTLS always on, built-in CA)")
+	if err := d.Apply(ctx, MeshYAML); err != nil {
+		return res, err
+	}
+	// A second run starts from the same state: drop the permission the
+	// first one applied (absent is fine).
+	_, _, _ = d.admin.do(ctx, "DELETE", "/meshes/default/meshtrafficpermissions/deny-web-to-redis", "")
+
+	d.Progress("Sidecars: start ecsmesh-dp for web and redis (task metadata, task-role credentials, IAM login)")
+	for i, svc := range Services {
+		a, err := d.StartAgent(ctx, svc, i)
+		if err != nil {
+			return res, err
+		}
+		d.Detail("%s agent started, work dir %s", svc, a.Dir)
+	}
+	if err := d.wait(ctx, "both logins", func() (bool, error) {
+		dps, err := d.Dataplanes(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, svc := range Services {
+			if _, ok := dps[svc]; !ok {
+				return false, nil
+			}
+		}
+		for _, svc := range Services {
+			res.Dataplanes[svc] = dps[svc].Name
+		}
+		return true, nil
+	}); err != nil {
+		return res, err
+	}
+	for _, svc := range Services {
+		arn, tags, err := d.RoleTags(ctx, svc, "ecsmesh-demo-"+svc)
+		if err != nil {
+			return res, err
+		}
+		d.Detail("login accepted: %s", arn)
+		d.Detail("  role tags %s → Dataplane default/%s", fmtTags(tags), res.Dataplanes[svc])
+	}
+
+	d.Progress("DNS: VIPs allocated, Route53 private zone records written (plan → TXT ownership → batched apply)")
+	if err := d.wait(ctx, "Route53 A records for web and redis", func() (bool, error) {
+		recs, err := d.Records(ctx)
+		if err != nil {
+			return false, err
+		}
+		res.Records = recs
+		return hasA(recs, "web.mesh.local") && hasA(recs, "redis.mesh.local"), nil
+	}); err != nil {
+		return res, err
+	}
+	for _, r := range res.Records {
+		d.Detail("%s", r)
+	}
+
+	d.Progress("xDS: what each sidecar's Envoy (stand-in ADS client) received and ACKed")
+	for _, svc := range Services {
+		a := d.agents[svc]
+		if err := d.wait(ctx, svc+"'s xDS config", func() (bool, error) {
+			r, err := ReadReceived(a.Dir)
+			if err != nil {
+				return false, nil
+			}
+			res.Received[svc] = r
+			_, hasOut := r.Filter("ecsmesh-outbound")
+			return slices.Contains(r.Clusters, "redis") && slices.Contains(r.Clusters, "web") && hasOut &&
+				len(r.Endpoints["redis"]) > 0 && len(r.Endpoints["web"]) > 0, nil
+		}); err != nil {
+			return res, err
+		}
+		r := res.Received[svc]
+		d.Detail("%s: listeners %s", svc, strings.Join(r.Listeners, ", "))
+		d.Detail("%s: clusters %s; endpoints redis=%v web=%v", svc, strings.Join(r.Clusters, ", "), r.Endpoints["redis"], r.Endpoints["web"])
+		d.Detail("%s: SDS secrets %s; ECDS filters %s", svc, strings.Join(r.Secrets, ", "), strings.Join(keys(r.Filters), ", "))
+	}
+	outCfg, _ := res.Received["web"].Filter("ecsmesh-outbound")
+	d.Detail("web's outbound filter config (ECDS): %s", clip(outCfg, 240))
+
+	d.Progress("Request: web → redis.mesh.local:8080 through build/ecsmesh-filter.wasm under wazero, with the config the CP delivered")
+	vip := aValue(res.Records, "redis.mesh.local")
+	routed, err := Outbound(ctx, d.o.WasmFile, outCfg, vip+":8080", "redis.mesh.local:8080")
+	if err != nil {
+		return res, err
+	}
+	res.Routed = routed
+	d.Detail("web outbound: dialed %s:8080 → x-ecsmesh-cluster: %s, x-ecsmesh-identity: %s", vip, routed.Headers["x-ecsmesh-cluster"], clip(routed.Headers["x-ecsmesh-identity"], 40))
+	d.Detail("web outbound: spoofed x-ecsmesh-peer-id from the app stripped: %q", routed.Headers["x-ecsmesh-peer-id"])
+	inCfg, _ := res.Received["redis"].Filter("ecsmesh-inbound")
+	webID := "spiffe://default.mesh.local/workload/web"
+	allowed, err := Inbound(ctx, d.o.WasmFile, inCfg, webID, "redis.mesh.local:8080")
+	if err != nil {
+		return res, err
+	}
+	res.Allowed = allowed
+	d.Detail("redis inbound: mTLS peer %s → allowed (AllowMesh); x-ecsmesh-peer-id: %s, x-forwarded-client-cert: %s",
+		webID, allowed.Headers["x-ecsmesh-peer-id"], allowed.Headers["x-forwarded-client-cert"])
+
+	d.Progress("Permission: apply MeshTrafficPermission deny-web-to-redis; redis's sidecar gets it over ECDS, no restart")
+	if err := d.Apply(ctx, DenyWebToRedis); err != nil {
+		return res, err
+	}
+	if err := d.wait(ctx, "redis's inbound filter to deny web", func() (bool, error) {
+		r, err := ReadReceived(d.agents["redis"].Dir)
+		if err != nil {
+			return false, nil
+		}
+		cfg, _ := r.Filter("ecsmesh-inbound")
+		if !strings.Contains(cfg, `"Deny"`) || !strings.Contains(cfg, webID) {
+			return false, nil
+		}
+		inCfg = cfg
+		return true, nil
+	}); err != nil {
+		return res, err
+	}
+	refused, err := Inbound(ctx, d.o.WasmFile, inCfg, webID, "redis.mesh.local:8080")
+	if err != nil {
+		return res, err
+	}
+	res.Refused = refused
+	d.Detail("redis inbound: %d %q", refused.Status, refused.Body)
+
+	d.Progress("Forged login: web's real credentials, signed for another server ID")
+	status, p, err := d.ForgedLogin(ctx, res.Dataplanes["web"])
+	if err != nil {
+		return res, err
+	}
+	res.ForgedStatus = status
+	if p != nil {
+		res.ForgedReason = p.Reason
+		d.Detail("refused: HTTP %d, reason %s: %s", status, p.Reason, p.Details)
+	} else {
+		d.Detail("answer: HTTP %d", status)
+	}
+	return res, nil
+}
+
+func hasA(recs []string, name string) bool { return aValue(recs, name) != "" }
+
+// aValue returns the A record's value for name.
+func aValue(recs []string, name string) string {
+	for _, r := range recs {
+		f := strings.Fields(r)
+		if len(f) == 3 && f[0] == name && f[1] == "A" {
+			return f[2]
+		}
+	}
+	return ""
+}
+
+func fmtTags(tags map[string]string) string {
+	var parts []string
+	for _, k := range keys(tags) {
+		parts = append(parts, k+"="+tags[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("… (%d bytes)", len(s))
+}
