@@ -17,8 +17,8 @@ import (
 func (d *Demo) awsConfig(service string) aws.Config {
 	prefix := strings.ToUpper(service) + "_"
 	return aws.Config{
-		Region:      d.env[prefix+"AWS_REGION"],
-		Credentials: aws.NewCredentialsCache(endpointcreds.New(d.env[prefix+"AWS_CONTAINER_CREDENTIALS_FULL_URI"])),
+		Region:       d.env[prefix+"AWS_REGION"],
+		Credentials:  aws.NewCredentialsCache(endpointcreds.New(d.env[prefix+"AWS_CONTAINER_CREDENTIALS_FULL_URI"])),
 		BaseEndpoint: aws.String(d.env["ECSMESH_DEV_AWS_URL"]),
 	}
 }
