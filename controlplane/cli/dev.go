@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -22,12 +21,6 @@ const DevEnvFile = "dev.env"
 
 // DevServerID is the X-Ecsmesh-Server-Id of the local run.
 const DevServerID = "ecsmesh-dev"
-
-// devServices are the demo services of the local run.
-var devServices = []devcloud.Service{
-	{Name: "web", TaskID: "web-task-1", IP: "127.0.0.2"},
-	{Name: "redis", TaskID: "redis-task-1", IP: "127.0.0.3"},
-}
 
 func newDevCmd(env Env) *cobra.Command {
 	dev := &cobra.Command{Use: "dev", Short: "run the mesh on one machine with a local AWS emulation"}
@@ -61,7 +54,7 @@ func devRun(ctx context.Context, env Env, f devRunFlags) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := newLogger(env, "info")
-	cloud, err := devcloud.Start(ctx, devcloud.Options{Addr: f.awsAddr, Services: devServices, Logger: log})
+	cloud, err := devcloud.Start(ctx, devcloud.Options{Addr: f.awsAddr, Services: devcloud.DemoServices, Logger: log})
 	if err != nil {
 		return fmt.Errorf("dev run: starting the local AWS emulation on %s: %w", f.awsAddr, err)
 	}
@@ -119,21 +112,7 @@ Ctrl-C stops everything.
 }
 
 func writeDevEnv(path string, cloud *devcloud.Cloud, f devRunFlags) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# written by ecsmesh-cp dev run; the environment of local agents\n")
-	fmt.Fprintf(&b, "ECSMESH_DEV_AWS_URL=%s\n", cloud.URL())
-	fmt.Fprintf(&b, "ECSMESH_DEV_ADMIN_URL=http://%s\n", f.adminAddr)
-	fmt.Fprintf(&b, "ECSMESH_DEV_ROUTE53_ZONE_ID=%s\n", cloud.ZoneID())
-	fmt.Fprintf(&b, "KUMA_CONTROL_PLANE_URL=https://%s\n", f.apiAddr)
-	fmt.Fprintf(&b, "ECSMESH_AWSIAM_SERVER_ID=%s\n", DevServerID)
-	for _, s := range devServices {
-		for _, kv := range cloud.AgentEnv(s.TaskID) {
-			fmt.Fprintf(&b, "%s_%s\n", strings.ToUpper(s.Name), kv)
-		}
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		return fmt.Errorf("dev run: writing %s: %w", path, err)
-	}
-	return os.Rename(tmp, path)
+	return cloud.WriteEnvFile(path, devcloud.EnvFile{
+		AdminURL: "http://" + f.adminAddr, APIURL: "https://" + f.apiAddr, ServerID: DevServerID,
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +36,13 @@ const (
 	// (AWS_CONTAINER_CREDENTIALS_FULL_URI).
 	CredentialsPrefix = "/ecs-credentials/"
 )
+
+// DemoServices are the services of the local run: web and redis, whose
+// tasks listen on 127.0.0.2 and 127.0.0.3.
+var DemoServices = []Service{
+	{Name: "web", TaskID: "web-task-1", IP: "127.0.0.2"},
+	{Name: "redis", TaskID: "redis-task-1", IP: "127.0.0.3"},
+}
 
 // Service is a demo service: an IAM task role tagged for the mesh, an ECS
 // task in the cluster, its metadata endpoint and its credentials.
@@ -254,6 +262,47 @@ func (c *Cloud) credentials(w http.ResponseWriter, r *http.Request) {
 		"Expiration":      cred.Expires.UTC().Format(time.RFC3339),
 		"RoleArn":         fmt.Sprintf("arn:aws:iam::%s:role/%s", c.opts.Account, c.RoleName(s.Name)),
 	})
+}
+
+// EnvFile is what local agents and the demo need to know, written by
+// `ecsmesh-cp dev run` as DATA_DIR/dev.env.
+type EnvFile struct {
+	AdminURL string
+	APIURL   string
+	ServerID string
+}
+
+// WriteEnvFile writes the environment of local agents, one KEY=VALUE per
+// line: the CP's URLs and, per service, its agent's AWS environment
+// prefixed with the upper-cased service name (WEB_AWS_REGION=...).
+func (c *Cloud) WriteEnvFile(path string, e EnvFile) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by ecsmesh-cp dev run; the environment of local agents\n")
+	fmt.Fprintf(&b, "ECSMESH_DEV_AWS_URL=%s\n", c.URL())
+	fmt.Fprintf(&b, "ECSMESH_DEV_ADMIN_URL=%s\n", e.AdminURL)
+	fmt.Fprintf(&b, "ECSMESH_DEV_ROUTE53_ZONE_ID=%s\n", c.ZoneID())
+	fmt.Fprintf(&b, "KUMA_CONTROL_PLANE_URL=%s\n", e.APIURL)
+	fmt.Fprintf(&b, "ECSMESH_AWSIAM_SERVER_ID=%s\n", e.ServerID)
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.tasks))
+	for id := range c.tasks {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	sort.Strings(ids)
+	for _, id := range ids {
+		c.mu.Lock()
+		s := c.tasks[id]
+		c.mu.Unlock()
+		for _, kv := range c.AgentEnv(id) {
+			fmt.Fprintf(&b, "%s_%s\n", strings.ToUpper(s.Name), kv)
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("devcloud: writing %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
 }
 
 // Records renders the zone's records, one per line, sorted.

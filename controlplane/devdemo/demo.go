@@ -41,6 +41,9 @@ type Options struct {
 	Logs io.Writer
 	// StepTimeout bounds each wait (default 60 s).
 	StepTimeout time.Duration
+	// PortBase numbers the agents' local ports: agent i uses PortBase+10i
+	// (Envoy admin) and PortBase+10i+1 (readiness). Default 19901.
+	PortBase int
 }
 
 // Demo is a running demo.
@@ -59,6 +62,9 @@ func New(o Options) (*Demo, error) {
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
+	}
+	if o.PortBase == 0 {
+		o.PortBase = 19901
 	}
 	env, err := ReadEnvFile(filepath.Join(o.DataDir, "dev.env"))
 	if err != nil {
@@ -164,7 +170,7 @@ func (d *Demo) StartAgent(ctx context.Context, service string, index int) (*Agen
 	for _, f := range []string{"xds.json", "token"} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
-	adminPort, readyPort := 19901+index*10, 19902+index*10
+	adminPort, readyPort := d.o.PortBase+index*10, d.o.PortBase+index*10+1
 	cmd := exec.Command(d.o.DPBinary, "run",
 		"--cp-address", d.env["KUMA_CONTROL_PLANE_URL"],
 		"--auth-type", "aws",

@@ -330,3 +330,31 @@ func TestGraceDeletesOnlyBootstrapDataplanes(t *testing.T) {
 		t.Fatalf("inspect of an offline dataplane: %v", err)
 	}
 }
+
+// TestReconnectedStreamResubscribes: a client whose stream ends opens a
+// new one and, like Envoy, subscribes to its named resources again, so
+// changes to them (here the ECDS filter config) still arrive.
+func TestReconnectedStreamResubscribes(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.dataplane("web-1", "10.0.0.1", "web", "http", "")
+			first := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{MetadataBindOutbounds: true})
+			first.waitFor(t, "consistent config", func(c *adsclient.Client) bool {
+				return c.Consistent() == nil && c.Resources(adsclient.ExtensionType)[generate.OutboundFilter] != nil
+			})
+			first.cancel()
+			<-first.done
+			first.done <- nil
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- first.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			h.dataplane("billing-1", "10.0.0.3", "billing", "http", "")
+			first.waitFor(t, "the new service in the filter config after reconnecting", func(c *adsclient.Client) bool {
+				ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
+				return ext != nil && strings.Contains(string(ext.GetValue()), "billing.mesh.local") && c.Consistent() == nil
+			})
+		})
+	}
+}

@@ -35,6 +35,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 	if err != nil {
 		return fmt.Errorf("adsclient: opening stream: %w", err)
 	}
+	c.newStream()
 	nonces := map[string]string{}
 	for i, t := range []string{ClusterType, ListenerType} {
 		req := &discovery.DiscoveryRequest{TypeUrl: t}
@@ -128,6 +129,7 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 	if err != nil {
 		return fmt.Errorf("adsclient: opening delta stream: %w", err)
 	}
+	c.newStream()
 	for i, t := range []string{ClusterType, ListenerType} {
 		req := &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResourceNamesSubscribe: []string{"*"}}
 		if i == 0 {
@@ -207,4 +209,13 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		c.notify()
 		c.mu.Unlock()
 	}
+}
+
+// newStream forgets what the previous stream subscribed to: like Envoy, a
+// new stream subscribes to every named resource again (a reconnected
+// server, or another replica, knows nothing of the old stream).
+func (c *Client) newStream() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sentNames = map[string][]string{}
 }
