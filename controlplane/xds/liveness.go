@@ -150,12 +150,18 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 		} else if err != nil {
 			return err
 		}
+		// Only a write after the stream ended can be a new /bootstrap; the
+		// agent's own health-sync writes while draining come before.
+		since := d.DisconnectedAt
+		if since.IsZero() {
+			since = d.ConnectedAt
+		}
 		switch {
 		case d.DisconnectedAt.IsZero() && replicaLive:
 			return nil // connected somewhere
 		case !d.DisconnectedAt.IsZero() && now.Sub(d.DisconnectedAt) < s.o.Grace:
 			return nil // a later disconnect; its own timer decides
-		case dpRec.ModifiedAt.After(d.ConnectedAt) && now.Sub(dpRec.ModifiedAt) < s.o.NeverConnectedGrace:
+		case dpRec.ModifiedAt.After(since) && now.Sub(dpRec.ModifiedAt) < s.o.NeverConnectedGrace:
 			return nil // bootstrapped again since; give the new sidecar time
 		}
 		writes = append(writes, store.Write{Mode: store.Delete, Record: store.Record{Key: sess.Key, Version: sess.Version}})

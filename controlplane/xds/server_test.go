@@ -308,6 +308,11 @@ func TestGraceDeletesOnlyBootstrapDataplanes(t *testing.T) {
 	op := h.connect("default.op-1", h.token("default", "op-1"), false, nil)
 	boot.waitFor(t, "config", func(c *adsclient.Client) bool { return endpoints(c, "web") == 2 })
 	op.waitFor(t, "config", func(c *adsclient.Client) bool { return endpoints(c, "web") == 2 })
+	// A draining agent marks its inbounds not ready (health sync) before
+	// its Envoy stops: that write must not defer the deletion.
+	h.apply(resource.KindDataplane, "default", "boot-1", `{"type":"Dataplane","mesh":"default","name":"boot-1","labels":{"ecsmesh.io/origin":"bootstrap"},
+	  "networking":{"address":"10.0.0.1","inbound":[{"port":15000,"servicePort":8080,"state":"NotReady","tags":{"kuma.io/service":"web","kuma.io/protocol":"http"}}]}}`)
+	op.waitFor(t, "boot-1 not ready", func(c *adsclient.Client) bool { return endpoints(c, "web") == 1 })
 	boot.cancel()
 	op.cancel()
 	ctx := context.Background()
