@@ -206,7 +206,7 @@ func (p Params) grpcService() (*corev3.GrpcService, error) {
 
 func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 	tlsCtx, err := anypb.New(&tlsv3.UpstreamTlsContext{
-		Sni: p.XDSHost,
+		Sni: sni(p.XDSHost),
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			AlpnProtocols: []string{"h2"},
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
@@ -303,4 +303,13 @@ func validateAnys(b *bootstrapv3.Bootstrap) error {
 		}
 	}
 	return nil
+}
+
+// sni returns host for TLS SNI, or "" for an IP address (RFC 6066 forbids
+// literal IP addresses in SNI).
+func sni(host string) string {
+	if net.ParseIP(host) != nil {
+		return ""
+	}
+	return host
 }

@@ -140,7 +140,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addrs.API = apiLn.Addr().String()
 	s.mu.Unlock()
 	xdsSrv, err := xds.NewServer(xds.Options{
-		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log.With("component", "xds"),
+		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log,
 		VIPPort: s.cfg.DNS.VIPPort, Domain: s.cfg.DNS.Domain, InstanceID: s.cfg.InstanceID, TLS: tlsCfg,
 	})
 	if err != nil {

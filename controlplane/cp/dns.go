@@ -52,7 +52,7 @@ func (s *Server) runDNS(ctx context.Context) error {
 	s.mu.Unlock()
 	el, err := election.New(election.Config{
 		Leaser: s.store, Name: LeaseDNS, Holder: s.cfg.InstanceID, TTL: leaseTTL,
-		Logger: s.log.With("component", "election", "lease", LeaseDNS),
+		Logger: s.log.With("component", "election"),
 	})
 	if err != nil {
 		return err
