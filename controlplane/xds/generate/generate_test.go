@@ -321,3 +321,40 @@ func TestEndpointsAndMemo(t *testing.T) {
 		t.Error("node rebuilt although unchanged")
 	}
 }
+
+// TestPermissionModes: Allow rules make an allow-list (default Deny); Deny
+// rules alone refuse who they name and keep the mesh default; a service no
+// permission targets keeps the mesh default.
+func TestPermissionModes(t *testing.T) {
+	tests := []struct {
+		name        string
+		meshDefault string
+		rules       string // spec.from of one permission targeting api; "" = none
+		wantDefault string
+		wantRules   int
+	}{
+		{"no permission", "", "", filter.DefaultAllowMesh, 0},
+		{"no permission, mesh Deny", `,"defaultPermission":"Deny"`, "", filter.ActionDeny, 0},
+		{"deny only keeps the mesh default", "", `[{"spiffeID":{"type":"Exact","value":"spiffe://default.mesh.local/workload/web"},"action":"Deny"}]`, filter.DefaultAllowMesh, 1},
+		{"allow makes an allow-list", "", `[{"spiffeID":{"type":"Exact","value":"spiffe://default.mesh.local/workload/web"},"action":"Allow"}]`, filter.ActionDeny, 1},
+		{"allow and deny", "", `[{"spiffeID":{"type":"Prefix","value":"spiffe://default.mesh.local/"},"action":"Allow"},{"spiffeID":{"type":"Exact","value":"spiffe://default.mesh.local/workload/web"},"action":"Deny"}]`, filter.ActionDeny, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := smallMesh(t, resource.FilterTypeWasm)
+			in.Mesh = decode[*resource.Mesh](t, "Mesh", `{"name":"default"`+tt.meshDefault+`}`)
+			in.Permissions = nil
+			if tt.rules != "" {
+				in.Permissions = []*resource.MeshTrafficPermission{decode[*resource.MeshTrafficPermission](t, "MeshTrafficPermission",
+					`{"mesh":"default","name":"p","spec":{"targetRef":{"kind":"MeshService","name":"api"},"from":`+tt.rules+`}}`)}
+			}
+			m, err := NewBuilder().Mesh(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ps := m.perms["api"]; ps.deflt != tt.wantDefault || len(ps.perms) != tt.wantRules {
+				t.Errorf("api permissions = %+v, want default %s and %d rules", ps, tt.wantDefault, tt.wantRules)
+			}
+		})
+	}
+}

@@ -319,10 +319,14 @@ func dedup(s []string) []string {
 	return out
 }
 
-// permissions computes each service's inbound rules. A service targeted
-// by at least one MeshTrafficPermission admits only what their Allow
-// rules allow (Deny beating Allow) and refuses everyone else; a service
-// no MeshTrafficPermission targets gets the Mesh's defaultPermission.
+// permissions computes each service's inbound rules, Deny beating Allow:
+//   - a service targeted by a MeshTrafficPermission with at least one Allow
+//     rule admits only what the Allow rules allow (an allow-list) and
+//     refuses everyone else;
+//   - Deny rules alone refuse the callers they name and leave the Mesh's
+//     defaultPermission for the rest (a deny-list);
+//   - a service no MeshTrafficPermission targets gets the Mesh's
+//     defaultPermission.
 func (m *Mesh) permissions(in *Input) {
 	mtps := append([]*resource.MeshTrafficPermission(nil), in.Permissions...)
 	sort.Slice(mtps, func(i, j int) bool { return mtps[i].Name < mtps[j].Name })
@@ -332,17 +336,17 @@ func (m *Mesh) permissions(in *Input) {
 	}
 	for _, name := range m.ServiceNames {
 		ps := permSet{deflt: meshDefault}
-		targeted := false
+		allowList := false
 		for _, p := range mtps {
 			if !p.Targets(name) {
 				continue
 			}
-			targeted = true
 			for _, r := range p.Spec.From {
 				ps.perms = append(ps.perms, filter.Permission{Type: r.SpiffeID.Type, Value: r.SpiffeID.Value, Action: r.Action})
+				allowList = allowList || r.Action == resource.ActionAllow
 			}
 		}
-		if targeted {
+		if allowList {
 			ps.deflt = filter.ActionDeny
 		}
 		m.perms[name] = ps
