@@ -2,19 +2,15 @@ package cp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ecsmesh/ecsmesh/controlplane/store/pgtest"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
@@ -108,36 +104,11 @@ func TestSQLiteRestartKeepsEveryResource(t *testing.T) {
 }
 
 func TestTwoCPsOnOnePostgres(t *testing.T) {
-	dsn := os.Getenv("ECSMESH_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Fatal("ECSMESH_TEST_POSTGRES_DSN is not set: start PostgreSQL and export ECSMESH_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "ecsmesh_cp_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			_ = conn.Close(context.Background())
-		}
-	})
-	port := u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	pass, _ := u.User.Password()
-	env := map[string]string{
-		"KUMA_STORE_TYPE": "postgres", "KUMA_STORE_POSTGRES_HOST": u.Hostname(), "KUMA_STORE_POSTGRES_PORT": port,
-		"KUMA_STORE_POSTGRES_USER": u.User.Username(), "KUMA_STORE_POSTGRES_PASSWORD": pass,
-		"KUMA_STORE_POSTGRES_DB_NAME": strings.TrimPrefix(u.Path, "/"), "ECSMESH_STORE_POSTGRES_SCHEMA": schema,
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		t.Fatal(err)
+	pgEnv, _ := pgtest.CPEnv(t, "ecsmesh_cp_test_")
+	env := map[string]string{}
+	for _, kv := range pgEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
 	one := start(t, testConfig(t, env))
 	two := start(t, testConfig(t, env))

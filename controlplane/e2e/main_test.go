@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/store/pgtest"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -265,53 +264,10 @@ func waitFor(t *testing.T, deadline time.Duration, what string, cond func() (boo
 // test ends (after the CPs stopped: register it before starting them).
 func postgresEnv(t *testing.T) (env []string, dsn, schema string) {
 	t.Helper()
-	dsn = os.Getenv("ECSMESH_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Fatal("ECSMESH_TEST_POSTGRES_DSN is not set: these end-to-end tests need PostgreSQL and are never skipped; " +
-			"start it and export ECSMESH_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		t.Fatalf("ECSMESH_TEST_POSTGRES_DSN must be a postgres:// URL, got %q (%v)", dsn, err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema = "ecsmesh_e2e_" + hex.EncodeToString(b)
-	conn := pgConnect(t, dsn)
+	dsn = pgtest.DSN(t)
+	conn := pgConnect(t, dsn) // reachable, or fail now with a clear message
 	_ = conn.Close(context.Background())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	port := u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	pass, _ := u.User.Password()
-	tlsMode := map[string]string{"": "disable", "disable": "disable", "allow": "disable", "prefer": "disable",
-		"require": "verifyNone", "verify-ca": "verifyCa", "verify-full": "verifyFull"}[u.Query().Get("sslmode")]
-	if tlsMode == "" {
-		t.Fatalf("ECSMESH_TEST_POSTGRES_DSN: unsupported sslmode %q", u.Query().Get("sslmode"))
-	}
-	env = []string{
-		"KUMA_STORE_TYPE=postgres",
-		"KUMA_STORE_POSTGRES_HOST=" + u.Hostname(),
-		"KUMA_STORE_POSTGRES_PORT=" + port,
-		"KUMA_STORE_POSTGRES_USER=" + u.User.Username(),
-		"KUMA_STORE_POSTGRES_PASSWORD=" + pass,
-		"KUMA_STORE_POSTGRES_DB_NAME=" + strings.TrimPrefix(u.Path, "/"),
-		"KUMA_STORE_POSTGRES_TLS_MODE=" + tlsMode,
-		"ECSMESH_STORE_POSTGRES_SCHEMA=" + schema,
-	}
+	env, schema = pgtest.CPEnv(t, "ecsmesh_e2e_")
 	return env, dsn, schema
 }
 

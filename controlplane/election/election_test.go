@@ -2,16 +2,12 @@ package election_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ecsmesh/ecsmesh/controlplane/store/pgtest"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/election"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
@@ -100,11 +96,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) (store.Leaser, store.L
 			return m, m
 		},
 		"postgres": func(t *testing.T) (store.Leaser, store.Leaser) {
-			dsn := os.Getenv("ECSMESH_TEST_POSTGRES_DSN")
-			if dsn == "" {
-				t.Fatal("ECSMESH_TEST_POSTGRES_DSN is not set: start PostgreSQL and export " +
-					"ECSMESH_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-			}
+			dsn := pgtest.DSN(t)
 			schema := freshSchema(t, dsn)
 			return openPostgres(t, dsn, schema), openPostgres(t, dsn, schema)
 		},
@@ -166,30 +158,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
-var schemaMu sync.Mutex
-
-func freshSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	schemaMu.Lock()
-	defer schemaMu.Unlock()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "ecsmesh_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return schema
-}
+// freshSchema names a schema unique to this test and drops it at cleanup.
+func freshSchema(t *testing.T, dsn string) string { return pgtest.Schema(t, dsn, "ecsmesh_test_") }
 
 func openPostgres(t *testing.T, dsn, schema string) store.Leaser {
 	t.Helper()

@@ -2,10 +2,9 @@ package vip
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
-	"time"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/store/pgtest"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/store/postgres"
 )
@@ -13,12 +12,9 @@ import (
 // TestConcurrentAllocatorsPostgres: two CP instances (two store
 // connections) on one PostgreSQL allocate for 500 new services at once.
 func TestConcurrentAllocatorsPostgres(t *testing.T) {
-	dsn := os.Getenv("ECSMESH_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Fatal("ECSMESH_TEST_POSTGRES_DSN is not set: PostgreSQL tests need it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	schema := fmt.Sprintf("vip_test_%d", time.Now().UnixNano())
+	schema := pgtest.Schema(t, dsn, "vip_test_")
 	st1, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema))
 	if err != nil {
 		t.Fatalf("opening PostgreSQL at ECSMESH_TEST_POSTGRES_DSN: %v", err)
