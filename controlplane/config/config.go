@@ -52,6 +52,12 @@ type Config struct {
 	// defaults to hostname-pid.
 	InstanceID string `json:"instanceId,omitempty"`
 
+	// FilterWasmPath and FilterGoPath are where sidecars hold the filter
+	// (ECSMESH_FILTER_WASM_PATH, ECSMESH_FILTER_GO_PATH): the paths the CP
+	// tells Envoy to load. The sidecar image uses the defaults.
+	FilterWasmPath string `json:"filterWasmPath"`
+	FilterGoPath   string `json:"filterGoPath"`
+
 	Store   Store   `json:"store"`
 	Auth    Auth    `json:"auth"`
 	DNS     DNS     `json:"dns"`
@@ -132,13 +138,15 @@ type Route53 struct {
 // Default returns the defaults of SPEC §3.
 func Default() Config {
 	return Config{
-		APIAddr:   ":5678",
-		XDSAddr:   ":5679",
-		AdminAddr: "127.0.0.1:5681",
-		DataDir:   "./ecsmesh-data",
-		LogLevel:  "info",
-		Store:     Store{Type: StoreSQLite, Postgres: Postgres{Host: "127.0.0.1", Port: 5432, User: "postgres", DBName: "ecsmesh", TLSMode: "disable"}},
-		Auth:      Auth{ProxyType: AuthAWSIAM, ServerID: "ecsmesh"},
+		APIAddr:        ":5678",
+		XDSAddr:        ":5679",
+		AdminAddr:      "127.0.0.1:5681",
+		DataDir:        "./ecsmesh-data",
+		LogLevel:       "info",
+		FilterWasmPath: "/etc/ecsmesh/ecsmesh-filter.wasm",
+		FilterGoPath:   "/etc/ecsmesh/ecsmesh-filter.so",
+		Store:          Store{Type: StoreSQLite, Postgres: Postgres{Host: "127.0.0.1", Port: 5432, User: "postgres", DBName: "ecsmesh", TLSMode: "disable"}},
+		Auth:           Auth{ProxyType: AuthAWSIAM, ServerID: "ecsmesh"},
 		DNS: DNS{
 			Domain:               "mesh.local",
 			ServiceCIDR:          "127.1.0.0/16",

@@ -48,6 +48,14 @@ func (c *Config) Validate() *validation.Error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		add("tlsCertFile", "KUMA_GENERAL_TLS_CERT_FILE", "KUMA_GENERAL_TLS_CERT_FILE and KUMA_GENERAL_TLS_KEY_FILE must be set together")
 	}
+	for _, f := range []struct{ field, env, v string }{
+		{"filterWasmPath", "ECSMESH_FILTER_WASM_PATH", c.FilterWasmPath},
+		{"filterGoPath", "ECSMESH_FILTER_GO_PATH", c.FilterGoPath},
+	} {
+		if !strings.HasPrefix(f.v, "/") {
+			add(f.field, f.env, fmt.Sprintf("must be an absolute path on the sidecar, got %q", f.v))
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -142,6 +142,7 @@ func (s *Server) Run(ctx context.Context) error {
 	xdsSrv, err := xds.NewServer(xds.Options{
 		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log,
 		VIPPort: s.cfg.DNS.VIPPort, Domain: s.cfg.DNS.Domain, InstanceID: s.cfg.InstanceID, TLS: tlsCfg,
+		WasmPath: s.cfg.FilterWasmPath, GoPath: s.cfg.FilterGoPath,
 	})
 	if err != nil {
 		return fmt.Errorf("starting xDS server: %w", err)

@@ -3,12 +3,8 @@
 // skip allowed in this package (no Envoy exists where ecsmesh is built; see
 // README "What was and was not run against Envoy").
 //
-// It also needs the built filter at the path the CP puts in the ECDS
-// config, /etc/ecsmesh/ecsmesh-filter.wasm: the CP does not read the
-// node metadata ecsmesh.io/filter-wasm the bootstrap carries, so the path
-// cannot be overridden per sidecar. When that file is missing or differs
-// from the filter built by this test, the test FAILS saying so, rather than
-// passing without the filter.
+// The CP tells Envoy to load the filter built by this test
+// (ECSMESH_FILTER_WASM_PATH), so nothing has to be installed.
 
 package e2e
 
@@ -31,7 +27,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
@@ -49,15 +44,10 @@ import (
 func TestEnvoyEndToEnd(t *testing.T) {
 	envoyBin := os.Getenv("ENVOY_BIN")
 	if envoyBin == "" {
-		t.Skip("ENVOY_BIN not set: no Envoy binary with the Wasm runtime; set ENVOY_BIN=/path/to/envoy (and install the built filter at " +
-			envoyconfig.WasmFilterPath + ") to run this test")
+		t.Skip("ENVOY_BIN not set: no Envoy binary with the Wasm runtime; set ENVOY_BIN=/path/to/envoy to run this test")
 	}
 	wasm := buildFilter(t)
-	if msg := filterInstalled(wasm); msg != "" {
-		t.Fatal(msg)
-	}
-
-	srv, dataDir := startInProcessCP(t)
+	srv, dataDir := startInProcessCP(t, wasm)
 	admin := "http://" + srv.Addrs().Admin
 	if status, body, err := httpDo(http.MethodPost, admin+"/apply", "type: Mesh\nname: default\n"); err != nil || status != http.StatusOK {
 		t.Fatalf("applying the mesh: %d %s %v", status, body, err)
@@ -136,29 +126,9 @@ func buildFilter(t *testing.T) string {
 	return out
 }
 
-// filterInstalled explains why Envoy would not load built, or returns "".
-func filterInstalled(built string) string {
-	want, err := os.ReadFile(built)
-	if err != nil {
-		return fmt.Sprintf("reading the built filter: %v", err)
-	}
-	have, err := os.ReadFile(envoyconfig.WasmFilterPath)
-	if err == nil && bytes.Equal(have, want) {
-		return ""
-	}
-	why := "it differs from the filter built by this test"
-	if err != nil {
-		why = err.Error()
-	}
-	return fmt.Sprintf("the CP's ECDS config loads the filter from %s (controlplane/xds/generate/node.go, WasmFile), "+
-		"ignoring the node metadata %s, and that file cannot be used: %s. "+
-		"Install the filter there (make wasm && cp build/ecsmesh-filter.wasm %s) or make the CP honour the node metadata, then rerun.",
-		envoyconfig.WasmFilterPath, envoyconfig.MetaWasmPath, why, envoyconfig.WasmFilterPath)
-}
-
 // startInProcessCP runs cp.New+Run on loopback with proxy type none and the
 // memory store, logging into a buffer printed if the test fails.
-func startInProcessCP(t *testing.T) (*cp.Server, string) {
+func startInProcessCP(t *testing.T, wasm string) (*cp.Server, string) {
 	t.Helper()
 	dataDir := t.TempDir()
 	env := map[string]string{
@@ -169,6 +139,7 @@ func startInProcessCP(t *testing.T) (*cp.Server, string) {
 		"ECSMESH_XDS_ADDR":                   "127.0.0.1:0",
 		"ECSMESH_ADMIN_ADDR":                 "127.0.0.1:0",
 		"ECSMESH_INSTANCE_ID":                "cp-envoy-e2e",
+		"ECSMESH_FILTER_WASM_PATH":           wasm,
 	}
 	cfg, err := config.Load(config.Flags{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {

@@ -78,6 +78,10 @@ type Options struct {
 	Now func() time.Time
 	// VIPPort is KUMA_DNS_SERVER_SERVICE_VIP_PORT (default 8080).
 	VIPPort int
+	// WasmPath and GoPath are where the sidecar image holds the filter
+	// (ECSMESH_FILTER_WASM_PATH, ECSMESH_FILTER_GO_PATH; defaults
+	// /etc/ecsmesh/ecsmesh-filter.wasm and .so).
+	WasmPath, GoPath string
 	// Domain is KUMA_DNS_SERVER_DOMAIN: services are reachable as
 	// <service>.<Domain> plus HostnameGenerator names.
 	Domain string

@@ -234,7 +234,7 @@ func (w *world) online(mesh, name string) bool {
 func (s *Server) input(w *world, mesh string) *generate.Input {
 	in := &generate.Input{
 		Mesh: w.meshes[mesh], Online: map[string]bool{}, VIPs: w.vips[mesh], Domain: s.o.Domain, VIPPort: s.o.VIPPort,
-		JWKS: w.jwks, TrustBundlePEM: w.bundles[mesh],
+		JWKS: w.jwks, TrustBundlePEM: w.bundles[mesh], WasmPath: s.o.WasmPath, GoPath: s.o.GoPath,
 	}
 	for name, e := range w.dps[mesh] {
 		in.Dataplanes = append(in.Dataplanes, e.dp)

@@ -358,3 +358,35 @@ func TestPermissionModes(t *testing.T) {
 		})
 	}
 }
+
+// TestFilterPath: the ECDS filter config names the file the sidecars hold
+// (ECSMESH_FILTER_WASM_PATH / ECSMESH_FILTER_GO_PATH), defaulting to the
+// image's paths.
+func TestFilterPath(t *testing.T) {
+	tests := []struct {
+		filterType, wasm, goPath, want string
+	}{
+		{resource.FilterTypeWasm, "", "", WasmFile},
+		{resource.FilterTypeGo, "", "", GoLibrary},
+		{resource.FilterTypeWasm, "/opt/f.wasm", "/opt/f.so", "/opt/f.wasm"},
+		{resource.FilterTypeGo, "/opt/f.wasm", "/opt/f.so", "/opt/f.so"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.filterType+tt.want, func(t *testing.T) {
+			in := smallMesh(t, tt.filterType)
+			in.WasmPath, in.GoPath = tt.wasm, tt.goPath
+			b := NewBuilder()
+			m, err := b.Mesh(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := snapshotOf(t, b, m, m.ServiceNames[0]+"-1", false).JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), `"`+tt.want+`"`) {
+				t.Errorf("the filter config does not name %s", tt.want)
+			}
+		})
+	}
+}

@@ -40,6 +40,9 @@ type Input struct {
 	JWKS json.RawMessage
 	// TrustBundlePEM is the mesh's trust bundle.
 	TrustBundlePEM []byte
+	// WasmPath and GoPath are where the sidecars hold the filter's .wasm
+	// and .so (default WasmFile and GoLibrary).
+	WasmPath, GoPath string
 }
 
 // Endpoint is one ready inbound of an online dataplane.
@@ -70,6 +73,9 @@ type Mesh struct {
 	Name        string
 	TrustDomain string
 	FilterType  string
+	// FilterPath is the file Envoy loads the filter from (the .wasm or the
+	// .so, by FilterType).
+	FilterPath string
 	// Services by name; ServiceNames sorted.
 	Services     map[string]*Service
 	ServiceNames []string
@@ -143,6 +149,16 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		ClusterByName: map[string]*Resource{}, EndpointByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{},
 		jwks: in.JWKS, perms: map[string]permSet{},
 	}
+	m.FilterPath = in.WasmPath
+	if m.FilterPath == "" {
+		m.FilterPath = WasmFile
+	}
+	if m.FilterType == resource.FilterTypeGo {
+		m.FilterPath = in.GoPath
+		if m.FilterPath == "" {
+			m.FilterPath = GoLibrary
+		}
+	}
 	b.spiffeIDs(in, m)
 	dps := append([]*resource.Dataplane(nil), in.Dataplanes...)
 	sort.Slice(dps, func(i, j int) bool { return dps[i].Name < dps[j].Name })
@@ -175,7 +191,7 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		}
 	}
 	m.permissions(in)
-	m.nodeEpoch = HashStrings(m.TrustDomain, m.FilterType, string(in.JWKS))
+	m.nodeEpoch = HashStrings(m.TrustDomain, m.FilterType, m.FilterPath, string(in.JWKS))
 	return m, nil
 }
 

@@ -171,10 +171,10 @@ func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutb
 			return nil, fmt.Errorf("generate: encoding inbound filter config of %s/%s: %w", dp.Mesh, dp.Name, err)
 		}
 		ename := InboundFilterPrefix + strconv.Itoa(in.Port)
-		ek := "ecds\x00" + ename + "\x00" + m.FilterType + "\x00" + string(body)
+		ek := "ecds\x00" + ename + "\x00" + m.FilterType + "\x00" + m.FilterPath + "\x00" + string(body)
 		n.internKeys = append(n.internKeys, ek)
 		e, err := b.nodes.intern(ek, func() (*Resource, error) {
-			a, err := filterExtension(ename, m.FilterType, body)
+			a, err := filterExtension(ename, m.FilterType, m.FilterPath, body)
 			if err != nil {
 				return nil, err
 			}
@@ -229,7 +229,7 @@ func OutboundFilterConfig(m *Mesh, n *Node, tok Token) *Resource {
 	if tok.Value != "" {
 		ident.TokenExpiresAt = tok.ExpiresAt.Unix()
 	}
-	filterType, routes, extra := m.FilterType, m.routesJSON, n.extraJSON
+	filterType, filterPath, routes, extra := m.FilterType, m.FilterPath, m.routesJSON, n.extraJSON
 	version := HashStrings(m.RoutesVersion, string(extra), filterType, ident.SpiffeID, ident.Token)
 	return &Resource{Name: OutboundFilter, Version: version, render: func() (*anypb.Any, error) {
 		identJSON, err := json.Marshal(ident)
@@ -246,20 +246,20 @@ func OutboundFilterConfig(m *Mesh, n *Node, tok Token) *Resource {
 		body = append(body, `],"identity":`...)
 		body = append(body, identJSON...)
 		body = append(body, '}')
-		return filterExtension(OutboundFilter, filterType, body)
+		return filterExtension(OutboundFilter, filterType, filterPath, body)
 	}}
 }
 
 // filterExtension packs the filter with configuration body as the ECDS
 // resource name, in the mesh's form.
-func filterExtension(name, filterType string, body []byte) (*anypb.Any, error) {
+func filterExtension(name, filterType, path string, body []byte) (*anypb.Any, error) {
 	cfg, err := pack(wrapperspb.String(string(body)))
 	if err != nil {
 		return nil, err
 	}
 	var inner *anypb.Any
 	if filterType == resource.FilterTypeGo {
-		inner, err = pack(&golangv3.Config{LibraryId: PluginName, LibraryPath: GoLibrary, PluginName: PluginName, PluginConfig: cfg})
+		inner, err = pack(&golangv3.Config{LibraryId: PluginName, LibraryPath: path, PluginName: PluginName, PluginConfig: cfg})
 	} else {
 		inner, err = pack(&wasmfilterv3.Wasm{Config: &wasmv3.PluginConfig{
 			Name:   PluginName,
@@ -268,7 +268,7 @@ func filterExtension(name, filterType string, body []byte) (*anypb.Any, error) {
 				VmId:    PluginName,
 				Runtime: "envoy.wasm.runtime.v8",
 				Code: &corev3.AsyncDataSource{Specifier: &corev3.AsyncDataSource_Local{Local: &corev3.DataSource{
-					Specifier: &corev3.DataSource_Filename{Filename: WasmFile},
+					Specifier: &corev3.DataSource_Filename{Filename: path},
 				}}},
 			}},
 			Configuration: cfg,
