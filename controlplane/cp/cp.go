@@ -147,6 +147,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting xDS server: %w", err)
 	}
+	for _, c := range xdsSrv.Collectors() {
+		if err := s.reg.Register(c); err != nil {
+			s.log.Warn("registering xDS metrics", "err", err)
+		}
+	}
 	xdsLn, err := net.Listen("tcp", s.cfg.XDSAddr)
 	if err != nil {
 		return fmt.Errorf("listening on ECSMESH_XDS_ADDR %s: %w", s.cfg.XDSAddr, err)

@@ -149,3 +149,16 @@ func TestHostnameTemplateErrorsRefusedAtApply(t *testing.T) {
 		t.Errorf("refused generator stored: %d", status)
 	}
 }
+
+func TestMetricsExposeXDSAndRuntime(t *testing.T) {
+	r := start(t, testConfig(t, nil))
+	status, body := r.do(t, "GET", "/metrics", "")
+	if status != 200 {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, want := range []string{"ecsmesh_xds_streams 0", "ecsmesh_xds_dataplanes_connected 0", "ecsmesh_xds_responses_total", "go_goroutines"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -71,12 +71,14 @@ func (s *Server) authenticate(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 		}
 	}
 	if raw == "" {
-		s.log.Warn("xds: stream refused", "reason", "no_bearer_token", "method", info.FullMethod)
+		s.metrics.refused.WithLabelValues(refusedNoToken).Inc()
+		s.log.Warn("xds: stream refused", "reason", refusedNoToken, "method", info.FullMethod)
 		return status.Error(codes.Unauthenticated, "xds: authorization: Bearer <dataplane token> is required")
 	}
 	claims, err := s.o.Tokens.VerifyDataplaneToken(ss.Context(), raw)
 	if err != nil {
-		s.log.Warn("xds: stream refused", "reason", "invalid_token", "err", err)
+		s.metrics.refused.WithLabelValues(refusedInvalidToken).Inc()
+		s.log.Warn("xds: stream refused", "reason", refusedInvalidToken, "err", err)
 		return status.Error(codes.Unauthenticated, "xds: invalid dataplane token")
 	}
 	ctx, cancel := context.WithCancelCause(ss.Context())
@@ -89,12 +91,13 @@ func (s *Server) authenticate(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	err = handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		code := codes.Unauthenticated
+		code, reason := codes.Unauthenticated, "token_expired"
 		if errors.Is(cause, errDataplaneDeleted) {
-			code = codes.PermissionDenied
+			code, reason = codes.PermissionDenied, "dataplane_deleted"
 		} else if errors.Is(cause, errShutdown) {
-			code = codes.Unavailable
+			code, reason = codes.Unavailable, "shutdown"
 		}
+		s.metrics.closed.WithLabelValues(reason).Inc()
 		return status.Error(code, cause.Error())
 	}
 	return err
@@ -123,12 +126,14 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		},
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
+				s.metrics.nacks.WithLabelValues(req.GetTypeUrl()).Inc()
 				s.log.Warn("xds: NACK", "stream", id, "node", req.GetNode().GetId(), "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
 			}
 			return s.onRequest(id, req.GetNode())
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
+				s.metrics.nacks.WithLabelValues(req.GetTypeUrl()).Inc()
 				s.log.Warn("xds: NACK", "stream", id, "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
 			}
 			return s.onRequest(id, req.GetNode())
@@ -173,19 +178,22 @@ func (s *Server) onRequest(id int64, node *corev3.Node) error {
 	}
 	if node == nil {
 		if st.nodeID == "" {
+			s.metrics.refused.WithLabelValues(refusedNoNode).Inc()
 			return status.Error(codes.InvalidArgument, "xds: the first request must carry the node")
 		}
 		return nil
 	}
 	want := NodeID(st.claims.Mesh, st.claims.Name)
 	if node.GetId() != want {
-		s.log.Warn("xds: stream refused", "reason", "node_id_mismatch", "node", node.GetId(), "token", want)
+		s.metrics.refused.WithLabelValues(refusedNodeMismatch).Inc()
+		s.log.Warn("xds: stream refused", "reason", refusedNodeMismatch, "node", node.GetId(), "token", want)
 		return status.Errorf(codes.PermissionDenied, "xds: node ID %q does not match the dataplane token (%s)", node.GetId(), want)
 	}
 	if st.nodeID != "" {
 		return nil
 	}
 	if _, ok := s.cache.view(want); !ok {
+		s.metrics.refused.WithLabelValues(refusedNotStored).Inc()
 		return status.Errorf(codes.NotFound, "xds: dataplane %s/%s is not stored", st.claims.Mesh, st.claims.Name)
 	}
 	s.mu.Lock()
@@ -203,6 +211,7 @@ func (s *Server) onRequest(id int64, node *corev3.Node) error {
 		}
 	}
 	if err := s.ensureIdentity(ctx, want); err != nil {
+		s.metrics.refused.WithLabelValues(refusedNoIdentity).Inc()
 		s.log.Error("xds: identity", "node", want, "err", err)
 		return status.Error(codes.Unavailable, "xds: cannot issue the dataplane's identity yet")
 	}

@@ -33,8 +33,9 @@ type Server struct {
 	running bool
 	loaded  chan struct{}
 	timers  map[string]*time.Timer
-	// sent counts bytes of responses, for benchmarks.
-	sent sentCounter
+	// sent counts bytes of responses, for benchmarks and metrics.
+	sent    sentCounter
+	metrics *metrics
 }
 
 func randomID() string {
@@ -52,7 +53,7 @@ func NewServer(o Options) (*Server, error) {
 	return &Server{
 		o: o, log: o.Logger.With("component", "xds", "replica", o.InstanceID), cache: newMeshCache(),
 		streams: map[int64]*stream{}, byNode: map[string]map[int64]*stream{}, loaded: make(chan struct{}),
-		timers: map[string]*time.Timer{},
+		timers: map[string]*time.Timer{}, metrics: newMetrics(),
 	}, nil
 }
 

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -268,17 +270,22 @@ func TestStreamAuthentication(t *testing.T) {
 	for _, tc := range []struct {
 		name, node, token string
 		want              codes.Code
+		reason            string // counted in ecsmesh_xds_streams_refused_total
 	}{
-		{"no token", "default.web-1", "", codes.Unauthenticated},
-		{"garbage token", "default.web-1", "not.a.jwt", codes.Unauthenticated},
-		{"node ID of another dataplane", "default.api-1", h.token("default", "web-1"), codes.PermissionDenied},
-		{"node ID of another mesh", "other.web-1", h.token("default", "web-1"), codes.PermissionDenied},
-		{"unknown dataplane", "default.ghost", h.token("default", "ghost"), codes.NotFound},
+		{"no token", "default.web-1", "", codes.Unauthenticated, refusedNoToken},
+		{"garbage token", "default.web-1", "not.a.jwt", codes.Unauthenticated, refusedInvalidToken},
+		{"node ID of another dataplane", "default.api-1", h.token("default", "web-1"), codes.PermissionDenied, refusedNodeMismatch},
+		{"node ID of another mesh", "other.web-1", h.token("default", "web-1"), codes.PermissionDenied, refusedNodeMismatch},
+		{"unknown dataplane", "default.ghost", h.token("default", "ghost"), codes.NotFound, refusedNotStored},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(h.srv.metrics.refused.WithLabelValues(tc.reason))
 			r := h.connect(tc.node, tc.token, false, nil)
 			if got := streamCode(t, r); got != tc.want {
 				t.Fatalf("code %v, want %v", got, tc.want)
+			}
+			if got := testutil.ToFloat64(h.srv.metrics.refused.WithLabelValues(tc.reason)) - before; got != 1 {
+				t.Errorf("refusals counted for %s: %v, want 1", tc.reason, got)
 			}
 			if len(r.Resources(adsclient.ClusterType)) != 0 {
 				t.Fatal("refused stream received resources")

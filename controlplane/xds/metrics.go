@@ -1,0 +1,61 @@
+package xds
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Refusal reasons counted in ecsmesh_xds_streams_refused_total.
+const (
+	refusedNoToken      = "no_bearer_token"
+	refusedInvalidToken = "invalid_token"
+	refusedNodeMismatch = "node_id_mismatch"
+	refusedNotStored    = "dataplane_not_found"
+	refusedNoNode       = "no_node"
+	refusedNoIdentity   = "identity_unavailable"
+)
+
+// metrics are the xDS server's Prometheus collectors.
+type metrics struct {
+	refused *prometheus.CounterVec
+	nacks   *prometheus.CounterVec
+	closed  *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_xds_streams_refused_total",
+			Help: "ADS streams refused, by reason (authentication, node ID, unknown dataplane, identity).",
+		}, []string{"reason"}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_xds_nacks_total",
+			Help: "Responses a sidecar rejected (NACK), by resource type URL.",
+		}, []string{"type"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_xds_streams_closed_by_cp_total",
+			Help: "Streams the CP closed, by reason (dataplane or mesh deleted, token expired).",
+		}, []string{"reason"}),
+	}
+}
+
+// Collectors returns the server's metrics for the CP's registry:
+// connected dataplanes and streams, refusals, NACKs, closes, and bytes and
+// messages sent.
+func (s *Server) Collectors() []prometheus.Collector {
+	count := func(f func() int) func() float64 {
+		return func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(f())
+		}
+	}
+	return []prometheus.Collector{
+		s.metrics.refused, s.metrics.nacks, s.metrics.closed,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_streams", Help: "Open ADS streams on this replica."},
+			count(func() int { return len(s.streams) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_dataplanes_connected", Help: "Dataplanes with an ADS stream on this replica."},
+			count(func() int { return len(s.byNode) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ecsmesh_xds_response_bytes_total", Help: "Bytes of xDS responses sent."},
+			func() float64 { return float64(s.sent.bytes.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ecsmesh_xds_responses_total", Help: "xDS responses sent."},
+			func() float64 { return float64(s.sent.msgs.Load()) }),
+	}
+}
