@@ -12,6 +12,8 @@
 //	GET|PUT|DELETE /{kinds}/{name}               global kinds
 //	POST   /apply                                many documents, all or nothing
 //	GET    /meshes/{mesh}/dataplanes/{name}/xds  current xDS resources
+//	POST   /meshes/{mesh}/rotate/ca              new root; old one trusted until its leaves expire
+//	POST   /meshes/{mesh}/rotate/signing-keys    new token and JWT-SVID keys; old ones verify until their tokens expire
 //
 // When a token is configured every resource route requires
 // "Authorization: Bearer <token>", compared in constant time; /ready,
@@ -46,6 +48,18 @@ type Inspector interface {
 	InspectDataplane(ctx context.Context, mesh, name string) ([]byte, error)
 }
 
+// Rotator rotates a mesh's keys (ecsmesh extension: Kuma rotates through
+// the Mesh's CA backends, which ecsmesh does not have).
+type Rotator interface {
+	// RotateCA makes a new root the issuer; the old root stays in the
+	// trust bundle until every leaf it signed has expired.
+	RotateCA(ctx context.Context, mesh string) error
+	// RotateSigningKeys makes new keys sign dataplane tokens and
+	// JWT-SVIDs and returns their key IDs; the old keys keep verifying
+	// until the tokens they signed expire.
+	RotateSigningKeys(ctx context.Context, mesh string) ([]string, error)
+}
+
 // Options configure the admin API.
 type Options struct {
 	Manager *manager.Manager
@@ -60,6 +74,8 @@ type Options struct {
 	WellKnown http.Handler
 	// Inspector serves the xDS view; nil: 503.
 	Inspector Inspector
+	// Rotator rotates keys; nil: 503.
+	Rotator Rotator
 }
 
 // Handler returns the admin API.
@@ -92,6 +108,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("PUT /meshes/{mesh}/{kind}/{name}", h.authed(h.putInMesh))
 	mux.HandleFunc("DELETE /meshes/{mesh}/{kind}/{name}", h.authed(h.deleteInMesh))
 	mux.HandleFunc("GET /meshes/{mesh}/dataplanes/{name}/xds", h.authed(h.inspect))
+	mux.HandleFunc("POST /meshes/{mesh}/rotate/{what}", h.authed(h.rotate))
 	mux.HandleFunc("GET /{kind}", h.authed(h.listGlobal))
 	mux.HandleFunc("GET /{kind}/{name}", h.authed(h.getGlobal))
 	mux.HandleFunc("PUT /{kind}/{name}", h.authed(h.putGlobal))
@@ -376,6 +393,38 @@ func (h *handler) inspect(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
+}
+
+func (h *handler) rotate(w http.ResponseWriter, r *http.Request) {
+	mesh := r.PathValue("mesh")
+	if _, _, err := h.o.Manager.Get(r.Context(), resource.KindMesh, "", mesh); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if h.o.Rotator == nil {
+		h.fail(w, r, problem.New(http.StatusServiceUnavailable, "rotation_unavailable", "key rotation is not available", ""))
+		return
+	}
+	switch what := r.PathValue("what"); what {
+	case "ca":
+		if err := h.o.Rotator.RotateCA(r.Context(), mesh); err != nil {
+			h.fail(w, r, fmt.Errorf("admin: rotating the CA of mesh %s: %w", mesh, err))
+			return
+		}
+		h.o.Logger.Info("rotated CA root", "mesh", mesh)
+		writeJSON(w, http.StatusOK, map[string]any{"mesh": mesh, "rotated": "ca"})
+	case "signing-keys":
+		kids, err := h.o.Rotator.RotateSigningKeys(r.Context(), mesh)
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("admin: rotating the signing keys of mesh %s: %w", mesh, err))
+			return
+		}
+		h.o.Logger.Info("rotated signing keys", "mesh", mesh, "kids", kids)
+		writeJSON(w, http.StatusOK, map[string]any{"mesh": mesh, "rotated": "signing-keys", "kids": kids})
+	default:
+		h.fail(w, r, problem.Newf(http.StatusNotFound, "unknown_rotation", "nothing to rotate by that name",
+			"%q is not rotatable; use ca or signing-keys", what))
+	}
 }
 
 // withDefaults fills type, mesh and name from the path when the body omits

@@ -173,6 +173,7 @@ func (s *Server) Run(ctx context.Context) error {
 			Ready:     s.checkReady,
 			WellKnown: s.tokens.Handler(),
 			Inspector: xdsSrv,
+			Rotator:   rotator{ca: s.ca, tokens: s.tokens},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -233,4 +234,16 @@ func (s *Server) checkReady(ctx context.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
+}
+
+// rotator adapts the CA and the token issuer to the admin API.
+type rotator struct {
+	ca     *ca.Authority
+	tokens *token.Issuer
+}
+
+func (r rotator) RotateCA(ctx context.Context, mesh string) error { return r.ca.Rotate(ctx, mesh) }
+
+func (r rotator) RotateSigningKeys(ctx context.Context, mesh string) ([]string, error) {
+	return r.tokens.RotateKeys(ctx, mesh)
 }

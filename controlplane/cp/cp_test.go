@@ -162,3 +162,45 @@ func TestMetricsExposeXDSAndRuntime(t *testing.T) {
 		}
 	}
 }
+
+func TestRotateThroughTheAdminAPI(t *testing.T) {
+	r := start(t, testConfig(t, nil))
+	ctx := t.Context()
+	if status, body := r.do(t, "POST", "/apply", "type: Mesh\nname: default\n"); status != 200 {
+		t.Fatalf("apply: %d %s", status, body)
+	}
+	before, err := r.srv.CA().Bundle(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksBefore, err := r.srv.Tokens().JWKS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := r.do(t, "POST", "/meshes/default/rotate/ca", ""); status != 200 {
+		t.Fatalf("rotate ca: %d %s", status, body)
+	}
+	after, err := r.srv.CA().Bundle(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Roots) != len(before.Roots)+1 {
+		t.Errorf("trust bundle holds %d roots after rotation, want %d (old and new during the overlap)", len(after.Roots), len(before.Roots)+1)
+	}
+	status, body := r.do(t, "POST", "/meshes/default/rotate/signing-keys", "")
+	if status != 200 || !strings.Contains(body, `"kids"`) {
+		t.Fatalf("rotate signing-keys: %d %s", status, body)
+	}
+	jwksAfter, err := r.srv.Tokens().JWKS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(jwksAfter), `"kid"`) <= strings.Count(string(jwksBefore), `"kid"`) {
+		t.Errorf("the JWKS did not gain the new keys:\nbefore %s\nafter  %s", jwksBefore, jwksAfter)
+	}
+	for path, want := range map[string]int{"/meshes/default/rotate/everything": 404, "/meshes/nope/rotate/ca": 404} {
+		if status, body := r.do(t, "POST", path, ""); status != want {
+			t.Errorf("POST %s: %d %s, want %d", path, status, body, want)
+		}
+	}
+}
