@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -30,6 +31,12 @@ func (c IAMClient) GetRole(ctx context.Context, account, name string) (Role, err
 	r := out.Role
 	if r == nil || r.RoleId == nil || r.Arn == nil {
 		return Role{}, fmt.Errorf("auth: iam:GetRole %s: %w: empty answer", name, ErrUnavailable)
+	}
+	// iam:GetRole names no account: it reads the credentials' own account.
+	// A role of the same name in the wrong account is not the caller's.
+	if parts := strings.SplitN(*r.Arn, ":", 6); account != "" && (len(parts) != 6 || parts[4] != account) {
+		return Role{}, fmt.Errorf("auth: iam:GetRole %s: %w: the control plane's credentials read account %s, not %s (set ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME to read roles in other accounts)",
+			name, ErrNotFound, arnAccount(*r.Arn), account)
 	}
 	role := Role{ARN: *r.Arn, RoleID: *r.RoleId, Name: aws.ToString(r.RoleName), Tags: map[string]string{}}
 	for _, t := range r.Tags {
@@ -92,4 +99,11 @@ func classify(doing string, err error, notFoundCode string) error {
 		return fmt.Errorf("auth: %s: %w: %w", doing, ErrUnavailable, err)
 	}
 	return fmt.Errorf("auth: %s: %w", doing, err)
+}
+
+func arnAccount(arn string) string {
+	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 {
+		return parts[4]
+	}
+	return "?"
 }

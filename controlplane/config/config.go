@@ -103,6 +103,11 @@ type Auth struct {
 	// VerifyECSTask also proves the task with ecs:DescribeTasks
 	// (ECSMESH_AWSIAM_VERIFY_ECS_TASK).
 	VerifyECSTask bool `json:"verifyEcsTask"`
+	// CrossAccountRoleName is a role, in each other allowed account, that
+	// trusts the CP and allows iam:GetRole; the CP assumes it to read task
+	// roles there (ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME). Empty: task
+	// roles must be in the CP's own account.
+	CrossAccountRoleName string `json:"crossAccountRoleName,omitempty"`
 }
 
 // DNS configures hostnames and VIPs.

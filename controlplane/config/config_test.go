@@ -92,3 +92,14 @@ func TestPostgresDSNQuotes(t *testing.T) {
 		t.Errorf("DSN = %s", got)
 	}
 }
+
+func TestCrossAccountRoleName(t *testing.T) {
+	c, err := Load(Flags{}, env(map[string]string{"ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME": "ecsmesh-cp-reader"}))
+	if err != nil || c.Auth.CrossAccountRoleName != "ecsmesh-cp-reader" {
+		t.Fatalf("%+v %v", c.Auth, err)
+	}
+	_, err = Load(Flags{}, env(map[string]string{"ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME": "arn:aws:iam::123456789012:role/x"}))
+	if err == nil || !strings.Contains(err.Error(), "ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME: must be an IAM role name") {
+		t.Fatalf("an ARN was accepted: %v", err)
+	}
+}

@@ -78,6 +78,7 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"ECSMESH_AWSIAM_SERVER_ID", "auth.serverId", str(func(c *Config) *string { return &c.Auth.ServerID })},
+	{"ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME", "auth.crossAccountRoleName", str(func(c *Config) *string { return &c.Auth.CrossAccountRoleName })},
 	{"ECSMESH_AWSIAM_VERIFY_ECS_TASK", "auth.verifyEcsTask", boolean(func(c *Config) *bool { return &c.Auth.VerifyECSTask })},
 	{"KUMA_DNS_SERVER_DOMAIN", "dns.domain", str(func(c *Config) *string { return &c.DNS.Domain })},
 	{"KUMA_DNS_SERVER_CIDR", "dns.serverCidr", str(func(c *Config) *string { return &c.DNS.ServerCIDR })},

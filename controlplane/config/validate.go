@@ -11,10 +11,11 @@ import (
 )
 
 var (
-	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
-	domainRE  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	zoneIDRE  = regexp.MustCompile(`^(/hostedzone/)?[A-Z0-9]{1,32}$`)
-	loopback8 = netip.MustParsePrefix("127.0.0.0/8")
+	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
+	domainRE   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	zoneIDRE   = regexp.MustCompile(`^(/hostedzone/)?[A-Z0-9]{1,32}$`)
+	loopback8  = netip.MustParsePrefix("127.0.0.0/8")
+	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 )
 
 // Validate returns every problem of c, each named by the variable (or
@@ -93,6 +94,9 @@ func (c *Config) Validate() *validation.Error {
 		if !accountRE.MatchString(a) {
 			add("auth.authorizedAccountIds", "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", fmt.Sprintf("entry %d must be a 12-digit AWS account ID, got %q", i, a))
 		}
+	}
+	if n := c.Auth.CrossAccountRoleName; n != "" && !roleNameRE.MatchString(n) {
+		add("auth.crossAccountRoleName", "ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME", fmt.Sprintf("must be an IAM role name (not an ARN), got %q", n))
 	}
 	if c.Auth.ProxyType == AuthAWSIAM && strings.TrimSpace(c.Auth.ServerID) == "" {
 		add("auth.serverId", "ECSMESH_AWSIAM_SERVER_ID", "must not be empty")

@@ -9,7 +9,6 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
@@ -52,7 +51,7 @@ func (s *Server) sidecarRoutes(ctx context.Context) (map[string]http.Handler, er
 		}
 		verifier, err = auth.New(auth.Config{
 			Logger:          s.log.With("component", "auth"),
-			IAM:             auth.IAMClient{Client: iam.NewFromConfig(awsCfg)},
+			IAM:             &auth.CrossAccountIAM{Config: awsCfg, ReaderRole: s.cfg.Auth.CrossAccountRoleName},
 			ECS:             auth.ECSClient{Client: ecs.NewFromConfig(awsCfg)},
 			Store:           s.store,
 			Tokens:          s.tokens,

@@ -35,6 +35,9 @@ type Role struct {
 	ARN        string
 	Tags       map[string]string
 	CreateDate time.Time
+	// Trusted are the other accounts whose principals may assume the role
+	// (its trust policy); principals of the role's own account always may.
+	Trusted []string
 }
 
 type roleKey struct{ account, name string }
@@ -82,6 +85,20 @@ func (f *Fake) SetTags(account, name string, tags map[string]string) error {
 		return fmt.Errorf("iam: no role %s in %s", name, account)
 	}
 	r.Tags = copyTags(tags)
+	f.roles[roleKey{account, name}] = r
+	return nil
+}
+
+// Trust lets principals of the given accounts assume the role (its trust
+// policy's Principal).
+func (f *Fake) Trust(account, name string, principals ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.roles[roleKey{account, name}]
+	if !ok {
+		return fmt.Errorf("iam: no role %s in %s", name, account)
+	}
+	r.Trusted = append(append([]string(nil), r.Trusted...), principals...)
 	f.roles[roleKey{account, name}] = r
 	return nil
 }

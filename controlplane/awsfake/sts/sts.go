@@ -12,6 +12,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +126,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range r.URL.Query() {
 		form[k] = append(form[k], v...)
 	}
+	if form.Get("Action") == "AssumeRole" {
+		f.assumeRoleAction(w, cred, form, rid)
+		return
+	}
 	if form.Get("Action") != "GetCallerIdentity" {
 		sigv4.WriteXML(w, sigv4.Errorf(http.StatusBadRequest, "InvalidAction", "Could not find operation %s for version %s", form.Get("Action"), form.Get("Version")), Namespace, rid)
 		return
@@ -131,6 +138,53 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.calls++
 	f.mu.Unlock()
 	b, _ := xml.Marshal(callerIdentity{Xmlns: Namespace, Arn: cred.Principal.ARN, UserID: cred.Principal.UserID, Account: cred.Principal.Account, RequestID: rid})
+	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("X-Amzn-Requestid", rid)
+	_, _ = w.Write(b)
+}
+
+type assumeRoleResponse struct {
+	XMLName         xml.Name `xml:"AssumeRoleResponse"`
+	Xmlns           string   `xml:"xmlns,attr"`
+	AccessKeyID     string   `xml:"AssumeRoleResult>Credentials>AccessKeyId"`
+	SecretAccessKey string   `xml:"AssumeRoleResult>Credentials>SecretAccessKey"`
+	SessionToken    string   `xml:"AssumeRoleResult>Credentials>SessionToken"`
+	Expiration      string   `xml:"AssumeRoleResult>Credentials>Expiration"`
+	Arn             string   `xml:"AssumeRoleResult>AssumedRoleUser>Arn"`
+	AssumedRoleID   string   `xml:"AssumeRoleResult>AssumedRoleUser>AssumedRoleId"`
+	RequestID       string   `xml:"ResponseMetadata>RequestId"`
+}
+
+// assumeRoleAction is sts:AssumeRole on the wire: the caller may assume a
+// role of its own account, or of another account whose role trusts it.
+func (f *Fake) assumeRoleAction(w http.ResponseWriter, caller sigv4.Credential, form url.Values, rid string) {
+	arn, session := form.Get("RoleArn"), form.Get("RoleSessionName")
+	parts := strings.Split(arn, ":")
+	if len(parts) != 6 || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") || session == "" {
+		sigv4.WriteXML(w, sigv4.Errorf(http.StatusBadRequest, "ValidationError", "RoleArn and RoleSessionName are required"), Namespace, rid)
+		return
+	}
+	account, name := parts[4], parts[5][strings.LastIndex(parts[5], "/")+1:]
+	role, ok := f.roles.Role(account, name)
+	trusted := ok && (caller.Principal.Account == account || slices.Contains(role.Trusted, caller.Principal.Account))
+	if !trusted {
+		sigv4.WriteXML(w, sigv4.Errorf(http.StatusForbidden, "AccessDenied",
+			"User: %s is not authorized to perform: sts:AssumeRole on resource: %s", caller.Principal.ARN, arn), Namespace, rid)
+		return
+	}
+	ttl := DefaultSessionTTL
+	if d, err := strconv.Atoi(form.Get("DurationSeconds")); err == nil && d > 0 {
+		ttl = time.Duration(d) * time.Second
+	}
+	cred, err := f.AssumeRole(account, name, session, ttl)
+	if err != nil {
+		sigv4.WriteXML(w, sigv4.Errorf(http.StatusForbidden, "AccessDenied", "%v", err), Namespace, rid)
+		return
+	}
+	b, _ := xml.Marshal(assumeRoleResponse{
+		Xmlns: Namespace, AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey, SessionToken: cred.SessionToken,
+		Expiration: cred.Expires.UTC().Format(time.RFC3339), Arn: cred.Principal.ARN, AssumedRoleID: cred.Principal.UserID, RequestID: rid,
+	})
 	w.Header().Set("Content-Type", "text/xml")
 	w.Header().Set("X-Amzn-Requestid", rid)
 	_, _ = w.Write(b)

@@ -1,0 +1,65 @@
+package auth_test
+
+import (
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/auth"
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
+)
+
+func TestCrossAccountIAM(t *testing.T) {
+	const cpAccount, other, untrusting = "111111111111", "222222222222", "333333333333"
+	cloud := awsfake.New(nil)
+	srv := httptest.NewServer(cloud)
+	defer srv.Close()
+	cloud.IAM.PutRole(cpAccount, "ecsmesh-control-plane", nil)
+	own := cloud.IAM.PutRole(cpAccount, "web", nil)
+	cloud.IAM.PutRole(other, "ecsmesh-cp-reader", nil)
+	if err := cloud.IAM.Trust(other, "ecsmesh-cp-reader", cpAccount); err != nil {
+		t.Fatal(err)
+	}
+	remote := cloud.IAM.PutRole(other, "web", map[string]string{"kuma.io/mesh": "default"})
+	cloud.IAM.PutRole(untrusting, "ecsmesh-cp-reader", nil) // trusts nobody outside its account
+	cloud.IAM.PutRole(untrusting, "web", nil)
+	cred, err := cloud.STS.AssumeRole(cpAccount, "ecsmesh-control-plane", "cp", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := aws.Config{Region: "us-east-1", Credentials: cred, BaseEndpoint: aws.String(srv.URL)}
+
+	tests := []struct {
+		name, reader, account string
+		wantID                string
+		wantNotFound          bool
+	}{
+		{"own account", "ecsmesh-cp-reader", cpAccount, own.RoleID, false},
+		{"another account that trusts the CP", "ecsmesh-cp-reader", other, remote.RoleID, false},
+		{"another account without a reader role configured", "", other, "", true},
+		{"an account whose reader role does not trust the CP", "ecsmesh-cp-reader", untrusting, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &auth.CrossAccountIAM{Config: cfg, ReaderRole: tt.reader}
+			role, err := c.GetRole(t.Context(), tt.account, "web")
+			switch {
+			case tt.wantID != "":
+				if err != nil || role.RoleID != tt.wantID {
+					t.Fatalf("GetRole = %+v, %v; want RoleId %s", role, err, tt.wantID)
+				}
+			case tt.wantNotFound:
+				if !errors.Is(err, auth.ErrNotFound) {
+					t.Fatalf("err = %v, want ErrNotFound (GetRole reads the CP's own account)", err)
+				}
+			default:
+				if err == nil {
+					t.Fatalf("read a role in an account that does not trust the CP: %+v", role)
+				}
+			}
+		})
+	}
+}
