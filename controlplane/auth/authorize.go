@@ -80,7 +80,7 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 	})
 	if err != nil {
 		v.log.ErrorContext(ctx, "issuing dataplane token", "mesh", req.Mesh, "name", req.Name, "error", err)
-		return nil, problem.New(http.StatusInternalServerError, ReasonInternal, "internal error", "")
+		return nil, problem.Failure(err)
 	}
 	v.log.InfoContext(ctx, "IAM login", "mesh", req.Mesh, "name", req.Name, "role", role.ARN, "session", caller.Session, "spiffeId", ident.SPIFFEID)
 	return &Result{Identity: ident, Token: raw, ExpiresAt: claims.ExpiresAt}, nil
@@ -167,7 +167,7 @@ func (v *Verifier) dataplane(ctx context.Context, mesh, name string) (*resource.
 
 func (v *Verifier) internal(ctx context.Context, doing string, err error) *problem.Problem {
 	v.log.ErrorContext(ctx, "IAM login: "+doing, "error", err)
-	return problem.New(http.StatusInternalServerError, ReasonInternal, "internal error", "")
+	return problem.Failure(err)
 }
 
 // checkTags runs check 12.

@@ -261,7 +261,7 @@ func (v *Verifier) Authenticate(ctx context.Context, req LoginRequest, dp *resou
 		return nil, unauthenticated(ReasonReplayed, "this signed request was already used; sign a new one")
 	case cerr != nil:
 		v.log.ErrorContext(ctx, "storing login signature", "error", cerr)
-		return nil, problem.New(http.StatusInternalServerError, ReasonInternal, "internal error", "")
+		return nil, problem.Failure(cerr)
 	}
 	defer func() {
 		if err != nil {

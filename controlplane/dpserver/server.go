@@ -325,5 +325,5 @@ func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane) err
 
 func (s *Server) internal(ctx context.Context, doing string, err error) error {
 	s.log.ErrorContext(ctx, "dpserver: "+doing, "err", err)
-	return problem.New(http.StatusInternalServerError, ReasonInternal, "internal error", "")
+	return problem.Failure(err)
 }

@@ -84,6 +84,16 @@ func From(err error) *Problem {
 	case errors.Is(err, store.ErrAlreadyExists):
 		return New(http.StatusConflict, "already_exists", "the resource already exists", err.Error())
 	}
+	return Failure(err)
+}
+
+// Failure is the answer to an error that is not the caller's: 503
+// store_unavailable (retry later) when the database cannot be reached, else
+// 500 internal. Neither carries the error's text, which callers log.
+func Failure(err error) *Problem {
+	if errors.Is(err, store.ErrUnavailable) {
+		return New(http.StatusServiceUnavailable, "store_unavailable", "the control plane's database is unavailable", "retry later")
+	}
 	return New(http.StatusInternalServerError, "internal", "internal error", "")
 }
 

@@ -27,6 +27,9 @@ var (
 	ErrConflict = errors.New("store: version conflict")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable: the database cannot be reached (after the store's own
+	// retries); the caller may retry later. Nothing was written.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // Key addresses a record. Mesh is empty for global kinds (Mesh itself,

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -25,6 +26,9 @@ func (s *Store) retryIf(ctx context.Context, doing string, retryable func(error)
 	for attempt := 0; ; attempt++ {
 		err := op()
 		if err == nil || attempt >= s.cfg.retries || s.closed.Load() || ctx.Err() != nil || !retryable(err) {
+			if err != nil && transient(err) {
+				return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
 			return err
 		}
 		s.cfg.log.Debug("postgres: retrying after a transient error", "doing", doing, "attempt", attempt+1, "error", err)
