@@ -52,7 +52,7 @@ type ECSClient struct {
 
 // DescribeTask implements ECS: DescribeTasks, then DescribeTaskDefinition
 // when the task does not override its role.
-func (c ECSClient) DescribeTask(ctx context.Context, cluster, id string) (Task, error) {
+func (c ECSClient) DescribeTask(ctx context.Context, _, cluster, id string) (Task, error) {
 	noRetry := func(o *ecs.Options) { o.Retryer = aws.NopRetryer{} }
 	out, err := c.Client.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{id}}, noRetry)
 	if err != nil {

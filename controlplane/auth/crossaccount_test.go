@@ -10,9 +10,10 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
+	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecs"
 )
 
-func TestCrossAccountIAM(t *testing.T) {
+func TestCrossAccount(t *testing.T) {
 	const cpAccount, other, untrusting = "111111111111", "222222222222", "333333333333"
 	cloud := awsfake.New(nil)
 	srv := httptest.NewServer(cloud)
@@ -26,6 +27,8 @@ func TestCrossAccountIAM(t *testing.T) {
 	remote := cloud.IAM.PutRole(other, "web", map[string]string{"kuma.io/mesh": "default"})
 	cloud.IAM.PutRole(untrusting, "ecsmesh-cp-reader", nil) // trusts nobody outside its account
 	cloud.IAM.PutRole(untrusting, "web", nil)
+	remoteTask := cloud.ECS.AddTask(ecs.Task{Account: other, Region: "us-east-1", Cluster: "prod", TaskID: "0123456789abcdef0123456789abcdef",
+		LastStatus: "RUNNING", DesiredStatus: "RUNNING", AvailabilityZone: "us-east-1a", TaskRoleARN: remote.ARN, Family: "web"})
 	cred, err := cloud.STS.AssumeRole(cpAccount, "ecsmesh-control-plane", "cp", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -44,16 +47,25 @@ func TestCrossAccountIAM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &auth.CrossAccountIAM{Config: cfg, ReaderRole: tt.reader}
-			role, err := c.GetRole(t.Context(), tt.account, "web")
+			accounts := &auth.Accounts{Config: cfg, ReaderRole: tt.reader}
+			role, err := accounts.IAM().GetRole(t.Context(), tt.account, "web")
 			switch {
 			case tt.wantID != "":
 				if err != nil || role.RoleID != tt.wantID {
 					t.Fatalf("GetRole = %+v, %v; want RoleId %s", role, err, tt.wantID)
 				}
+				if tt.account == other {
+					task, err := accounts.ECS().DescribeTask(t.Context(), other, "prod", remoteTask.TaskID)
+					if err != nil || task.ARN != remoteTask.ARN() || task.RoleARN != remote.ARN {
+						t.Fatalf("DescribeTask in the other account = %+v, %v", task, err)
+					}
+				}
 			case tt.wantNotFound:
 				if !errors.Is(err, auth.ErrNotFound) {
 					t.Fatalf("err = %v, want ErrNotFound (GetRole reads the CP's own account)", err)
+				}
+				if _, err := accounts.ECS().DescribeTask(t.Context(), other, "prod", remoteTask.TaskID); !errors.Is(err, auth.ErrNotFound) {
+					t.Fatalf("DescribeTask: %v, want ErrNotFound (the CP's own account has no such task)", err)
 				}
 			default:
 				if err == nil {

@@ -51,9 +51,9 @@ type Task struct {
 
 // ECS describes tasks with the control plane's own credentials.
 type ECS interface {
-	// DescribeTask returns the task with ID (or ARN) id in cluster. Errors
-	// wrap ErrNotFound or ErrUnavailable when they are such.
-	DescribeTask(ctx context.Context, cluster, id string) (Task, error)
+	// DescribeTask returns the task with ID (or ARN) id in cluster of
+	// account. Errors wrap ErrNotFound or ErrUnavailable when they are such.
+	DescribeTask(ctx context.Context, account, cluster, id string) (Task, error)
 }
 
 type roleKey struct{ account, name string }

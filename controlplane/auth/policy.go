@@ -25,7 +25,9 @@ func (v *Verifier) verifyTask(ctx context.Context, caller assumedRole, region st
 		return Task{}, err
 	}
 	for _, cluster := range clusters {
-		task, err := retryAWS(ctx, v, func(ctx context.Context) (Task, error) { return v.ecs.DescribeTask(ctx, cluster, caller.Session) })
+		task, err := retryAWS(ctx, v, func(ctx context.Context) (Task, error) {
+			return v.ecs.DescribeTask(ctx, caller.Account, cluster, caller.Session)
+		})
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}

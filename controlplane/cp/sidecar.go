@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
@@ -49,10 +48,11 @@ func (s *Server) sidecarRoutes(ctx context.Context) (map[string]http.Handler, er
 			// IAM is global; a region is only needed to sign and resolve.
 			awsCfg.Region = "us-east-1"
 		}
+		accounts := &auth.Accounts{Config: awsCfg, ReaderRole: s.cfg.Auth.CrossAccountRoleName}
 		verifier, err = auth.New(auth.Config{
 			Logger:          s.log.With("component", "auth"),
-			IAM:             &auth.CrossAccountIAM{Config: awsCfg, ReaderRole: s.cfg.Auth.CrossAccountRoleName},
-			ECS:             auth.ECSClient{Client: ecs.NewFromConfig(awsCfg)},
+			IAM:             accounts.IAM(),
+			ECS:             accounts.ECS(),
 			Store:           s.store,
 			Tokens:          s.tokens,
 			AllowedAccounts: s.cfg.Auth.AuthorizedAccountIDs,
