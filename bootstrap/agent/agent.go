@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -160,6 +161,11 @@ type Agent struct {
 	adminPort  int
 	reloadable bool
 	refreshNow chan struct{}
+	// rejoin asks the next refresh to register again with /bootstrap: the
+	// CP answered health sync with 404, it no longer has the Dataplane.
+	rejoin atomic.Bool
+	// task is the task metadata read at start, for re-registering.
+	task ecsmeta.Task
 }
 
 // New checks cfg and returns an agent.
@@ -265,6 +271,9 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 	}
 	defer stopReady()
 
+	a.mu.Lock()
+	a.task = task
+	a.mu.Unlock()
 	boot, err := a.bootstrapWithRetry(ctx, task)
 	if err != nil {
 		return err

@@ -153,12 +153,21 @@ func (a *Agent) refreshLoop(ctx context.Context) {
 func (a *Agent) refresh(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if a.cfg.AuthType == AuthNone {
-		resp, err := a.bootstrapOnce(cctx, ecsmeta.Task{})
+	if a.cfg.AuthType == AuthNone || a.rejoin.Load() {
+		a.mu.Lock()
+		task := a.task
+		a.mu.Unlock()
+		resp, err := a.bootstrapOnce(cctx, task)
 		if err != nil {
 			return err
 		}
-		return a.setToken(resp.Token, resp.ExpiresAt)
+		if err := a.setToken(resp.Token, resp.ExpiresAt); err != nil {
+			return err
+		}
+		if a.rejoin.CompareAndSwap(true, false) {
+			a.log.Info("registered the Dataplane again", "expiresAt", resp.ExpiresAt)
+		}
+		return nil
 	}
 	login, err := a.cfg.Login(cctx)
 	if err != nil {
@@ -228,7 +237,10 @@ func (a *Agent) syncHealth(ctx context.Context, ready, draining bool) error {
 	req := dpserver.HealthSyncRequest{Mesh: dp.Mesh, Name: dp.Name, Ready: ready, Draining: draining}
 	err := a.cp.post(ctx, "/v1/health-sync", a.currentToken(), req, nil)
 	var ce *CPError
-	if errors.As(err, &ce) && ce.Status == 401 {
+	if errors.As(err, &ce) && (ce.Status == 401 || ce.Status == 404) {
+		if ce.Status == 404 && !draining && a.rejoin.CompareAndSwap(false, true) {
+			a.log.Warn("the control plane no longer has this Dataplane; registering again")
+		}
 		select {
 		case a.refreshNow <- struct{}{}:
 		default:

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/fault"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/controlplane/store"
 )
 
 // waitRunning waits until the fake Envoy runs and the app is Ready at the CP.
@@ -237,5 +239,32 @@ func TestEnvoyCrash(t *testing.T) {
 	}
 	if w.inboundState() != resource.StateNotReady {
 		t.Fatalf("state after crash: %s", w.inboundState())
+	}
+}
+
+// TestDataplaneDeletedUnderRunningAgentIsRestored: when the control plane
+// loses the Dataplane (deleted by an operator, or a CP that lost its state),
+// health sync gets 404 and the agent registers again with a fresh login,
+// without restarting Envoy.
+func TestDataplaneDeletedUnderRunningAgentIsRestored(t *testing.T) {
+	w := newWorld(t)
+	w.startCP()
+	r := w.startAgent(w.httpClient())
+	waitRunning(t, w, r)
+	eventually(t, r.clk, time.Second, "inbound ready", func() bool { return w.inboundState() == resource.StateReady })
+	key := store.Key{Kind: resource.KindDataplane, Mesh: "default", Name: "web-" + taskID}
+	if err := store.DeleteRecord(context.Background(), w.st, key, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, r.clk, time.Second, "the Dataplane registered again", func() bool { return w.dataplane() != nil })
+	eventually(t, r.clk, time.Second, "inbound ready again", func() bool { return w.inboundState() == resource.StateReady })
+	started := 0
+	for _, e := range r.envoy.Events() {
+		if strings.HasPrefix(e, "started") {
+			started++
+		}
+	}
+	if n := started; n != 1 {
+		t.Errorf("Envoy started %d times, want once (re-registering must not restart it)", n)
 	}
 }
