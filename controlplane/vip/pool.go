@@ -19,11 +19,15 @@ type candidate struct {
 }
 
 // pool walks the ranges in order, skipping every reserved address, then
-// offers the retired reservations, longest-retired first.
+// offers the retired reservations, longest-retired first. A service that
+// comes back takes its own retired address first (take), so that its VIP
+// survives a moment with no task (a rolling deploy at 0% minimum).
 type pool struct {
 	ranges   []netip.Prefix
 	reserved map[netip.Addr]bool
 	retired  []store.Record
+	// owners[i] is the service retired[i] belonged to.
+	owners []ServiceKey
 	pending  []candidate
 	ri       int
 	cur      netip.Addr
@@ -53,6 +57,12 @@ func (a *Allocator) loadPool(ctx context.Context) (*pool, error) {
 		}
 		return p.retired[i].Name < p.retired[j].Name
 	})
+	p.owners = make([]ServiceKey, len(p.retired))
+	for i, r := range p.retired {
+		var doc reservation
+		_ = json.Unmarshal(r.Spec, &doc)
+		p.owners[i] = ServiceKey{doc.Mesh, doc.Service}
+	}
 	if len(p.ranges) > 0 {
 		p.cur = p.ranges[0].Addr()
 	}
@@ -97,11 +107,35 @@ func (p *pool) next() (candidate, bool) {
 	}
 	if len(p.retired) > 0 {
 		r := p.retired[0]
-		p.retired = p.retired[1:]
+		p.retired, p.owners = p.retired[1:], p.owners[1:]
 		addr, _ := netip.ParseAddr(r.Name)
 		return candidate{addr: addr, reuse: &r}, true
 	}
 	return candidate{}, false
+}
+
+// take returns k's own retired address, the most recently retired one,
+// if it is still unclaimed.
+func (p *pool) take(k ServiceKey) (candidate, bool) {
+	for i := len(p.retired) - 1; i >= 0; i-- {
+		if p.owners[i] != k {
+			continue
+		}
+		r := p.retired[i]
+		p.retired = append(p.retired[:i:i], p.retired[i+1:]...)
+		p.owners = append(p.owners[:i:i], p.owners[i+1:]...)
+		addr, _ := netip.ParseAddr(r.Name)
+		return candidate{addr: addr, reuse: &r}, true
+	}
+	return candidate{}, false
+}
+
+// candidateFor offers k its own retired address first, else the next one.
+func (p *pool) candidateFor(k ServiceKey) (candidate, bool) {
+	if c, ok := p.take(k); ok {
+		return c, true
+	}
+	return p.next()
 }
 
 // putBack returns unused candidates, to be offered again in the same order.
@@ -146,8 +180,8 @@ func (a *Allocator) allocate(ctx context.Context, missing []ServiceKey) (map[Ser
 	for i := 0; i < len(missing); i += chunk {
 		part := missing[i:min(i+chunk, len(missing))]
 		var cands []candidate
-		for range part {
-			c, ok := p.next()
+		for _, k := range part {
+			c, ok := p.candidateFor(k)
 			if !ok {
 				break
 			}
@@ -195,7 +229,7 @@ func (a *Allocator) allocate(ctx context.Context, missing []ServiceKey) (map[Ser
 func (a *Allocator) allocateOne(ctx context.Context, pp **pool, k ServiceKey) (netip.Addr, error) {
 	reloaded := false
 	for {
-		c, ok := (*pp).next()
+		c, ok := (*pp).candidateFor(k)
 		if !ok {
 			if reloaded {
 				return netip.Addr{}, ErrExhausted

@@ -231,3 +231,45 @@ func testConcurrent(t *testing.T, st1, st2 store.Store, same bool) {
 		t.Fatalf("%d reservations, want 500", len(res))
 	}
 }
+
+// TestReturningServiceGetsItsVIPBack: a service whose last task went away
+// (VIP retired) and that comes back gets the same VIP, as long as no other
+// service took the address (retired addresses are reused last), so
+// sidecars' listeners and cached DNS answers stay right.
+func TestReturningServiceGetsItsVIPBack(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New(nil)
+	a := newAlloc(t, st, "127.0.0.0/29") // .2 .. .6
+	first, err := a.Sync(ctx, want("m", "a", "b")) // a=.2 b=.3
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx, want("m", "b")); err != nil { // a retired
+		t.Fatal(err)
+	}
+	got, err := a.Sync(ctx, want("m", "b", "c")) // c gets a fresh address, not a's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[ServiceKey{"m", "c"}] == first[ServiceKey{"m", "a"}] {
+		t.Fatalf("c took a's retired address while fresh ones remain: %v", got)
+	}
+	got, err = a.Sync(ctx, want("m", "a", "b", "c")) // a comes back
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[ServiceKey{"m", "a"}] != first[ServiceKey{"m", "a"}] {
+		t.Fatalf("a came back with %s, want its VIP %s", got[ServiceKey{"m", "a"}], first[ServiceKey{"m", "a"}])
+	}
+	// Another mesh's service of the same name does not take it.
+	if _, err := a.Sync(ctx, want("m", "b", "c")); err != nil { // a retired again
+		t.Fatal(err)
+	}
+	got, err = a.Sync(ctx, map[ServiceKey]bool{{"m", "b"}: true, {"m", "c"}: true, {"other", "a"}: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[ServiceKey{"other", "a"}] == first[ServiceKey{"m", "a"}] {
+		t.Fatalf("a service of another mesh took m/a's retired VIP")
+	}
+}
