@@ -27,11 +27,11 @@ type pool struct {
 	reserved map[netip.Addr]bool
 	retired  []store.Record
 	// owners[i] is the service retired[i] belonged to.
-	owners []ServiceKey
-	pending  []candidate
-	ri       int
-	cur      netip.Addr
-	done     bool
+	owners  []ServiceKey
+	pending []candidate
+	ri      int
+	cur     netip.Addr
+	done    bool
 }
 
 func (a *Allocator) loadPool(ctx context.Context) (*pool, error) {

@@ -239,7 +239,7 @@ func testConcurrent(t *testing.T, st1, st2 store.Store, same bool) {
 func TestReturningServiceGetsItsVIPBack(t *testing.T) {
 	ctx := context.Background()
 	st := memory.New(nil)
-	a := newAlloc(t, st, "127.0.0.0/29") // .2 .. .6
+	a := newAlloc(t, st, "127.0.0.0/29")           // .2 .. .6
 	first, err := a.Sync(ctx, want("m", "a", "b")) // a=.2 b=.3
 	if err != nil {
 		t.Fatal(err)
