@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/store/internal/migration"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,40 +16,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations ordered by version; a file
-// is named NNNN_description.sql.
-func loadMigrations(files fs.FS) ([]migration, error) {
-	names, err := fs.Glob(files, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("postgres: listing migrations: %w", err)
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "migrations/")
-		prefix, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("postgres: migration %q: name must start with a positive version and '_'", base)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("postgres: migrations %q and %q share version %d", other, base, v)
-		}
-		seen[v] = base
-		b, err := fs.ReadFile(files, n)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: reading migration %q: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
+// loadMigrations returns the embedded migrations ordered by version.
+func loadMigrations(files fs.FS) ([]migration.Migration, error) {
+	return migration.Load("postgres", files)
 }
 
 // lockKey is the advisory lock id serializing migrations of one schema.
@@ -104,14 +72,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (err error)
 		applied[int(v)] = true
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("postgres: applying migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("postgres: applying migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-			return fmt.Errorf("postgres: recording migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fmt.Errorf("postgres: recording migration %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

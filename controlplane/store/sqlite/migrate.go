@@ -7,10 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/ecsmesh/ecsmesh/controlplane/store/internal/migration"
 
 	sqlitedriver "modernc.org/sqlite"
 )
@@ -18,41 +17,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one embedded schema change, applied once.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations ordered by version; a file
-// is named NNNN_description.sql.
-func loadMigrations(files fs.FS) ([]migration, error) {
-	names, err := fs.Glob(files, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing migrations: %w", err)
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "migrations/")
-		prefix, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("sqlite: migration %q: name must start with a positive version and '_'", base)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("sqlite: migrations %q and %q share version %d", other, base, v)
-		}
-		seen[v] = base
-		b, err := fs.ReadFile(files, n)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: reading migration %q: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
+// loadMigrations returns the embedded migrations ordered by version.
+func loadMigrations(files fs.FS) ([]migration.Migration, error) {
+	return migration.Load("sqlite", files)
 }
 
 // migrate applies the migrations not yet recorded in schema_migrations, each
@@ -71,10 +38,10 @@ func migrate(ctx context.Context, db *sql.DB, now func() int64) error {
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration, now func() int64) (err error) {
+func applyMigration(ctx context.Context, db *sql.DB, m migration.Migration, now func() int64) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: beginning migration %s: %w", m.name, err)
+		return fmt.Errorf("sqlite: beginning migration %s: %w", m.Name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -91,20 +58,20 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, now func() int
 		return fmt.Errorf("sqlite: creating schema_migrations: %w", err)
 	}
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: checking migration %s: %w", m.name, err)
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: checking migration %s: %w", m.Name, err)
 	}
 	if n > 0 {
 		return tx.Rollback()
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("sqlite: applying migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("sqlite: applying migration %s: %w", m.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, now()); err != nil {
-		return fmt.Errorf("sqlite: recording migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.Version, m.Name, now()); err != nil {
+		return fmt.Errorf("sqlite: recording migration %s: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: committing migration %s: %w", m.name, err)
+		return fmt.Errorf("sqlite: committing migration %s: %w", m.Name, err)
 	}
 	return nil
 }
