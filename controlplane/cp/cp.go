@@ -101,111 +101,51 @@ func (s *Server) Addrs() Addrs {
 func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
 	ctx, cancel := context.WithCancel(ctx)
+	waitBackground := s.startBackground(ctx)
+	defer waitBackground()
 	defer cancel()
 
-	mgr := manager.New(s.store, hostnameCheck)
-	var bg sync.WaitGroup
-	defer bg.Wait()
-	for name, run := range map[string]func(context.Context) error{"token": s.tokens.Run, "ca": s.ca.Run, "dns": s.runDNS} {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			if err := run(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("background loop stopped", "loop", name, "err", err)
-			}
-		}()
-	}
-	defer cancel()
-
-	tlsCfg, caPEM, err := s.serverTLS(ctx)
+	tlsCfg, err := s.prepareTLS(ctx)
 	if err != nil {
 		return err
 	}
-	if p, err := writeCAFile(s.cfg.DataDir, caPEM); err != nil {
-		s.log.Warn("cannot write the CP CA certificate for agents", "err", err)
-	} else if p != "" {
-		s.log.Info("control plane CA certificate written (agents: --ca-cert-file)", "path", p)
-	}
-	apiLn, err := net.Listen("tcp", s.cfg.APIAddr)
+	lns, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("listening on ECSMESH_API_ADDR %s: %w", s.cfg.APIAddr, err)
+		return err
 	}
-	apiMux := http.NewServeMux()
-	apiMux.Handle("GET /.well-known/", s.tokens.Handler())
-	for pattern, h := range s.apiHandlers(ctx) {
-		apiMux.Handle(pattern, h)
-	}
-	apiSrv := &http.Server{Handler: apiMux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
-	s.mu.Lock()
-	s.addrs.API = apiLn.Addr().String()
-	s.mu.Unlock()
 	xdsSrv, err := xds.NewServer(xds.Options{
 		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log,
 		VIPPort: s.cfg.DNS.VIPPort, Domain: s.cfg.DNS.Domain, InstanceID: s.cfg.InstanceID, TLS: tlsCfg,
 		WasmPath: s.cfg.FilterWasmPath, GoPath: s.cfg.FilterGoPath,
 	})
 	if err != nil {
+		lns.close()
 		return fmt.Errorf("starting xDS server: %w", err)
 	}
-	for _, c := range xdsSrv.Collectors() {
-		if err := s.reg.Register(c); err != nil {
-			s.log.Warn("registering xDS metrics", "err", err)
-		}
-	}
-	xdsLn, err := net.Listen("tcp", s.cfg.XDSAddr)
-	if err != nil {
-		return fmt.Errorf("listening on ECSMESH_XDS_ADDR %s: %w", s.cfg.XDSAddr, err)
-	}
-	s.mu.Lock()
-	s.addrs.XDS = xdsLn.Addr().String()
-	s.mu.Unlock()
+	s.register("xDS", xdsSrv.Collectors())
+	apiSrv := s.apiServer(ctx, tlsCfg)
+	adminSrv := s.adminServer(xdsSrv)
 
-	adminLn, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("listening on ECSMESH_ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
-	}
-	adminSrv := &http.Server{
-		Handler: admin.Handler(admin.Options{
-			Manager:   mgr,
-			Logger:    s.log,
-			Token:     s.cfg.AdminToken,
-			Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
-			Ready:     s.checkReady,
-			WellKnown: s.tokens.Handler(),
-			Inspector: xdsSrv,
-			Rotator:   rotator{ca: s.ca, tokens: s.tokens},
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	s.mu.Lock()
-	s.addrs.Admin = adminLn.Addr().String()
-	s.mu.Unlock()
-
-	errc := make(chan error, 4)
+	errc := make(chan error, 3)
 	var wg sync.WaitGroup
-	serve := func(name string, srv *http.Server, ln net.Listener) {
+	serve := func(name string, run func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
 				errc <- fmt.Errorf("%s server: %w", name, err)
 			}
 		}()
 	}
-	serve("admin", adminSrv, adminLn)
-	s.log.Info("admin API listening", "addr", s.addrs.Admin)
-	serve("api", apiSrv, tls.NewListener(apiLn, tlsCfg))
-	s.log.Info("sidecar API listening (HTTPS)", "addr", s.addrs.API)
 	xdsCtx, stopXDS := context.WithCancel(ctx)
 	defer stopXDS()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := xdsSrv.Serve(xdsCtx, xdsLn); err != nil && xdsCtx.Err() == nil {
-			errc <- fmt.Errorf("xDS server: %w", err)
-		}
-	}()
-	s.log.Info("ADS listening (gRPC, TLS)", "addr", s.addrs.XDS)
+	serve("admin", func() error { return adminSrv.Serve(lns.admin) })
+	serve("api", func() error { return apiSrv.Serve(tls.NewListener(lns.api, tlsCfg)) })
+	serve("xDS", func() error { return xdsSrv.Serve(xdsCtx, lns.xds) })
+	a := s.Addrs()
+	s.log.Info("admin API listening", "addr", a.Admin)
+	s.log.Info("sidecar API listening (HTTPS)", "addr", a.API)
+	s.log.Info("ADS listening (gRPC, TLS)", "addr", a.XDS)
 	close(s.ready)
 
 	var runErr error
@@ -222,6 +162,109 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Wait()
 	s.log.Info("control plane stopped")
 	return runErr
+}
+
+// startBackground runs the token, CA and DNS loops until ctx ends; the
+// returned func waits for them.
+func (s *Server) startBackground(ctx context.Context) func() {
+	var wg sync.WaitGroup
+	for name, run := range map[string]func(context.Context) error{"token": s.tokens.Run, "ca": s.ca.Run, "dns": s.runDNS} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("background loop stopped", "loop", name, "err", err)
+			}
+		}()
+	}
+	return wg.Wait
+}
+
+// prepareTLS returns the API and xDS TLS configuration and writes the CP
+// CA's certificate for local agents.
+func (s *Server) prepareTLS(ctx context.Context) (*tls.Config, error) {
+	tlsCfg, caPEM, err := s.serverTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := writeCAFile(s.cfg.DataDir, caPEM); err != nil {
+		s.log.Warn("cannot write the CP CA certificate for agents", "err", err)
+	} else if p != "" {
+		s.log.Info("control plane CA certificate written (agents: --ca-cert-file)", "path", p)
+	}
+	return tlsCfg, nil
+}
+
+// listeners are the CP's three sockets.
+type listeners struct{ api, xds, admin net.Listener }
+
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.api, l.xds, l.admin} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// listen binds the three addresses (all or none) and records them.
+func (s *Server) listen() (listeners, error) {
+	var l listeners
+	for _, b := range []struct {
+		addr, env string
+		dst       *net.Listener
+	}{
+		{s.cfg.APIAddr, "ECSMESH_API_ADDR", &l.api},
+		{s.cfg.XDSAddr, "ECSMESH_XDS_ADDR", &l.xds},
+		{s.cfg.AdminAddr, "ECSMESH_ADMIN_ADDR", &l.admin},
+	} {
+		ln, err := net.Listen("tcp", b.addr)
+		if err != nil {
+			l.close()
+			return listeners{}, fmt.Errorf("listening on %s %s: %w", b.env, b.addr, err)
+		}
+		*b.dst = ln
+	}
+	s.mu.Lock()
+	s.addrs = Addrs{API: l.api.Addr().String(), XDS: l.xds.Addr().String(), Admin: l.admin.Addr().String()}
+	s.mu.Unlock()
+	return l, nil
+}
+
+// apiServer is the sidecar API: /.well-known and the routes of
+// apiHandlers (bootstrap, login, health sync).
+func (s *Server) apiServer(ctx context.Context, tlsCfg *tls.Config) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /.well-known/", s.tokens.Handler())
+	for pattern, h := range s.apiHandlers(ctx) {
+		mux.Handle(pattern, h)
+	}
+	return &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+}
+
+// adminServer is the admin API.
+func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
+	return &http.Server{
+		Handler: admin.Handler(admin.Options{
+			Manager:   manager.New(s.store, hostnameCheck),
+			Logger:    s.log,
+			Token:     s.cfg.AdminToken,
+			Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
+			Ready:     s.checkReady,
+			WellKnown: s.tokens.Handler(),
+			Inspector: inspector,
+			Rotator:   rotator{ca: s.ca, tokens: s.tokens},
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+}
+
+// register adds collectors to the CP's registry; a clash is logged, not fatal.
+func (s *Server) register(what string, cs []prometheus.Collector) {
+	for _, c := range cs {
+		if err := s.reg.Register(c); err != nil {
+			s.log.Warn("registering "+what+" metrics", "err", err)
+		}
+	}
 }
 
 func (s *Server) checkReady(ctx context.Context) error {

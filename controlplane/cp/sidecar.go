@@ -63,11 +63,7 @@ func (s *Server) sidecarRoutes(ctx context.Context) (map[string]http.Handler, er
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range verifier.Collectors() {
-			if err := s.reg.Register(c); err != nil {
-				s.log.Warn("registering auth metrics", "err", err)
-			}
-		}
+		s.register("auth", verifier.Collectors())
 		authn = verifier
 	}
 	dps, err := dpserver.New(dpserver.Config{
