@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -203,4 +204,40 @@ func TestRotateThroughTheAdminAPI(t *testing.T) {
 			t.Errorf("POST %s: %d %s, want %d", path, status, body, want)
 		}
 	}
+}
+
+func TestBusyAddressNamesItsVariableAndReleasesTheOthers(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	apiAddr, xdsAddr := freeAddr(t), freeAddr(t)
+	cfg := testConfig(t, map[string]string{"ECSMESH_ADMIN_ADDR": busy.Addr().String(), "ECSMESH_API_ADDR": apiAddr, "ECSMESH_XDS_ADDR": xdsAddr})
+	srv, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "ECSMESH_ADMIN_ADDR "+busy.Addr().String()) {
+		t.Fatalf("Run = %v, want an error naming ECSMESH_ADMIN_ADDR", err)
+	}
+	for _, addr := range []string{apiAddr, xdsAddr} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still held after the failed start: %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
