@@ -312,6 +312,9 @@ func (w *world) startAgent(client *http.Client) *running {
 		Template: template, Vars: map[string]string{"appPort": "8080"},
 		CACertFile: filepath.Join(w.dataDir, cp.CACertFile), HTTPClient: client,
 		WorkDir: t.TempDir(), EnvoyBinary: exe, AdminPort: mustPort(t), DrainTime: time.Hour,
+		// Waits advance the manual clock quickly; the fake Envoy exits on
+		// SIGTERM at its own pace, which must not race the kill grace.
+		KillGrace:     24 * time.Hour,
 		ReadinessAddr: "127.0.0.1:0", Version: "test",
 		Metadata: meta,
 		Launch: func(ctx context.Context, o envoy.Options) (agent.Envoy, error) {
