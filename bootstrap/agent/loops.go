@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
+	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
@@ -67,9 +67,9 @@ func (a *Agent) bootstrapOnce(ctx context.Context, task ecsmeta.Task) (*bootstra
 	if err != nil {
 		return nil, err
 	}
-	req := dpserver.BootstrapRequest{
+	req := dpapi.BootstrapRequest{
 		Mesh: dp.Mesh, Name: dp.Name, ProxyType: a.cfg.ProxyType, DataplaneResource: string(spec),
-		Version:    dpserver.Version{EcsmeshDP: dpserver.VersionInfo{Version: a.cfg.Version}},
+		Version:    dpapi.Version{EcsmeshDP: dpapi.VersionInfo{Version: a.cfg.Version}},
 		Host:       a.cp.hostname(),
 		CACertPath: a.cfg.CACertFile, TokenPath: a.TokenPath(), AdminPort: a.cfg.AdminPort,
 		BindOutbounds: a.cfg.BindOutbounds, TaskARN: task.ARN, AvailabilityZone: task.AvailabilityZone,
@@ -234,7 +234,7 @@ func (a *Agent) syncHealth(ctx context.Context, ready, draining bool) error {
 	a.mu.Lock()
 	dp := a.dp
 	a.mu.Unlock()
-	req := dpserver.HealthSyncRequest{Mesh: dp.Mesh, Name: dp.Name, Ready: ready, Draining: draining}
+	req := dpapi.HealthSyncRequest{Mesh: dp.Mesh, Name: dp.Name, Ready: ready, Draining: draining}
 	err := a.cp.post(ctx, "/v1/health-sync", a.currentToken(), req, nil)
 	var ce *CPError
 	if errors.As(err, &ce) && (ce.Status == 401 || ce.Status == 404) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
+	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
@@ -129,22 +130,22 @@ func TestBootstrap(t *testing.T) {
 		auth       bool
 		reloadable bool
 		authErr    error
-		req        dpserver.BootstrapRequest
+		req        dpapi.BootstrapRequest
 		status     int
 		reason     string
 		inBoot     []string
 	}{
-		{name: "none: token issued, inline", req: dpserver.BootstrapRequest{DataplaneResource: dpYAML, Host: "cp.local"}, status: 200,
+		{name: "none: token issued, inline", req: dpapi.BootstrapRequest{DataplaneResource: dpYAML, Host: "cp.local"}, status: 200,
 			inBoot: []string{`"value":"Bearer `, `"cluster":"web"`, `"id":"default.web-1"`}},
-		{name: "aws: reloadable token file", auth: true, reloadable: true, req: dpserver.BootstrapRequest{Mesh: "default", Name: "web-1", DataplaneResource: dpYAML, TokenPath: "/run/ecsmesh/token", CACertPath: "/ca.pem", BindOutbounds: true}, status: 200,
+		{name: "aws: reloadable token file", auth: true, reloadable: true, req: dpapi.BootstrapRequest{Mesh: "default", Name: "web-1", DataplaneResource: dpYAML, TokenPath: "/run/ecsmesh/token", CACertPath: "/ca.pem", BindOutbounds: true}, status: 200,
 			inBoot: []string{envoyconfig.FileBasedMetadata, "/run/ecsmesh/token", `"ecsmesh.io/bind-outbounds":"true"`, `"targetUri":"127.0.0.1:5679"`}},
 		{name: "auth refusal passes through", auth: true, authErr: problem.New(403, "role_mesh_mismatch", "forbidden", "IAM role arn:aws:iam::1:role/web lacks tag kuma.io/mesh"),
-			req: dpserver.BootstrapRequest{DataplaneResource: dpYAML}, status: 403, reason: "role_mesh_mismatch"},
-		{name: "name mismatch", req: dpserver.BootstrapRequest{Name: "other", DataplaneResource: dpYAML}, status: 400, reason: dpserver.ReasonInvalidRequest},
-		{name: "invalid dataplane", req: dpserver.BootstrapRequest{DataplaneResource: "type: Dataplane\nmesh: default\nname: x\n"}, status: 400, reason: dpserver.ReasonInvalidDataplane},
-		{name: "not a dataplane", req: dpserver.BootstrapRequest{DataplaneResource: "type: Mesh\nname: x\n"}, status: 400, reason: dpserver.ReasonInvalidDataplane},
-		{name: "empty", req: dpserver.BootstrapRequest{}, status: 400, reason: dpserver.ReasonInvalidRequest},
-		{name: "unknown mesh (none)", req: dpserver.BootstrapRequest{DataplaneResource: strings.Replace(dpYAML, "mesh: default", "mesh: nope", 1)}, status: 404, reason: dpserver.ReasonMeshNotFound},
+			req: dpapi.BootstrapRequest{DataplaneResource: dpYAML}, status: 403, reason: "role_mesh_mismatch"},
+		{name: "name mismatch", req: dpapi.BootstrapRequest{Name: "other", DataplaneResource: dpYAML}, status: 400, reason: dpserver.ReasonInvalidRequest},
+		{name: "invalid dataplane", req: dpapi.BootstrapRequest{DataplaneResource: "type: Dataplane\nmesh: default\nname: x\n"}, status: 400, reason: dpserver.ReasonInvalidDataplane},
+		{name: "not a dataplane", req: dpapi.BootstrapRequest{DataplaneResource: "type: Mesh\nname: x\n"}, status: 400, reason: dpserver.ReasonInvalidDataplane},
+		{name: "empty", req: dpapi.BootstrapRequest{}, status: 400, reason: dpserver.ReasonInvalidRequest},
+		{name: "unknown mesh (none)", req: dpapi.BootstrapRequest{DataplaneResource: strings.Replace(dpYAML, "mesh: default", "mesh: nope", 1)}, status: 404, reason: dpserver.ReasonMeshNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +205,7 @@ func TestBootstrapKeepsOperatorOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	withLabel := strings.Replace(dpYAML, "labels: {kuma.io/workload: web}", "labels: {kuma.io/workload: web, ecsmesh.io/origin: bootstrap}", 1)
-	if status, body := e.post(t, "/bootstrap", "", dpserver.BootstrapRequest{DataplaneResource: withLabel}); status != 200 {
+	if status, body := e.post(t, "/bootstrap", "", dpapi.BootstrapRequest{DataplaneResource: withLabel}); status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
 	dp := e.dataplane(t)
@@ -215,11 +216,11 @@ func TestBootstrapKeepsOperatorOrigin(t *testing.T) {
 
 func TestHealthSync(t *testing.T) {
 	e := newEnv(t, false, false)
-	status, body := e.post(t, "/bootstrap", "", dpserver.BootstrapRequest{DataplaneResource: dpYAML})
+	status, body := e.post(t, "/bootstrap", "", dpapi.BootstrapRequest{DataplaneResource: dpYAML})
 	if status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
-	var boot dpserver.BootstrapResponse
+	var boot dpapi.BootstrapResponse
 	_ = json.Unmarshal(body, &boot)
 	other, _, err := e.tokens.IssueDataplaneToken(context.Background(), token.DataplaneClaims{Mesh: "default", Name: "other", SPIFFEID: "spiffe://default.mesh.local/x"})
 	if err != nil {
@@ -228,19 +229,19 @@ func TestHealthSync(t *testing.T) {
 	steps := []struct {
 		name    string
 		bearer  string
-		req     dpserver.HealthSyncRequest
+		req     dpapi.HealthSyncRequest
 		status  int
 		states  []string
 		changed bool
 	}{
-		{"no token", "", dpserver.HealthSyncRequest{Ready: true}, 401, nil, false},
-		{"bad token", "x.y.z", dpserver.HealthSyncRequest{Ready: true}, 401, nil, false},
-		{"someone else's token", other, dpserver.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: true}, 403, nil, false},
-		{"ready, unchanged", boot.Token, dpserver.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: true}, 200, []string{"Ready", "Ready"}, false},
-		{"one inbound unhealthy", boot.Token, dpserver.HealthSyncRequest{Ready: true, Inbounds: []dpserver.InboundHealth{{Port: 15001, Ready: false}}}, 200, []string{"Ready", "NotReady"}, true},
-		{"all unhealthy", boot.Token, dpserver.HealthSyncRequest{Ready: false}, 200, []string{"NotReady", "NotReady"}, true},
-		{"recovered", boot.Token, dpserver.HealthSyncRequest{Ready: true}, 200, []string{"Ready", "Ready"}, true},
-		{"draining wins", boot.Token, dpserver.HealthSyncRequest{Ready: true, Draining: true}, 200, []string{"NotReady", "NotReady"}, true},
+		{"no token", "", dpapi.HealthSyncRequest{Ready: true}, 401, nil, false},
+		{"bad token", "x.y.z", dpapi.HealthSyncRequest{Ready: true}, 401, nil, false},
+		{"someone else's token", other, dpapi.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: true}, 403, nil, false},
+		{"ready, unchanged", boot.Token, dpapi.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: true}, 200, []string{"Ready", "Ready"}, false},
+		{"one inbound unhealthy", boot.Token, dpapi.HealthSyncRequest{Ready: true, Inbounds: []dpapi.InboundHealth{{Port: 15001, Ready: false}}}, 200, []string{"Ready", "NotReady"}, true},
+		{"all unhealthy", boot.Token, dpapi.HealthSyncRequest{Ready: false}, 200, []string{"NotReady", "NotReady"}, true},
+		{"recovered", boot.Token, dpapi.HealthSyncRequest{Ready: true}, 200, []string{"Ready", "Ready"}, true},
+		{"draining wins", boot.Token, dpapi.HealthSyncRequest{Ready: true, Draining: true}, 200, []string{"NotReady", "NotReady"}, true},
 	}
 	for _, s := range steps {
 		status, body := e.post(t, "/v1/health-sync", s.bearer, s.req)
@@ -250,7 +251,7 @@ func TestHealthSync(t *testing.T) {
 		if status != 200 {
 			continue
 		}
-		var resp dpserver.HealthSyncResponse
+		var resp dpapi.HealthSyncResponse
 		_ = json.Unmarshal(body, &resp)
 		dp := e.dataplane(t)
 		for i, want := range s.states {
@@ -266,14 +267,14 @@ func TestHealthSync(t *testing.T) {
 	if err := store.DeleteRecord(context.Background(), e.store, store.Key{Kind: resource.KindDataplane, Mesh: "default", Name: "web-1"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := e.post(t, "/v1/health-sync", boot.Token, dpserver.HealthSyncRequest{Ready: true}); status != 404 {
+	if status, body := e.post(t, "/v1/health-sync", boot.Token, dpapi.HealthSyncRequest{Ready: true}); status != 404 {
 		t.Fatalf("after delete: %d %s", status, body)
 	}
 }
 
 func TestHealthSyncConcurrentWriters(t *testing.T) {
 	e := newEnv(t, false, false)
-	if status, body := e.post(t, "/bootstrap", "", dpserver.BootstrapRequest{DataplaneResource: dpYAML}); status != 200 {
+	if status, body := e.post(t, "/bootstrap", "", dpapi.BootstrapRequest{DataplaneResource: dpYAML}); status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
 	s, _ := dpserver.New(dpserver.Config{Store: e.store, Tokens: e.tokens, XDSPort: func() int { return 1 }})
@@ -283,7 +284,7 @@ func TestHealthSyncConcurrentWriters(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.HealthSync(context.Background(), dpserver.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: i%2 == 0})
+			_, err := s.HealthSync(context.Background(), dpapi.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: i%2 == 0})
 			errs <- err
 		}()
 	}
@@ -294,7 +295,7 @@ func TestHealthSyncConcurrentWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.HealthSync(context.Background(), dpserver.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: false}); err != nil {
+	if _, err := s.HealthSync(context.Background(), dpapi.HealthSyncRequest{Mesh: "default", Name: "web-1", Ready: false}); err != nil {
 		t.Fatal(err)
 	}
 	if dp := e.dataplane(t); dp.Networking.Inbound[0].State != resource.StateNotReady {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
@@ -23,8 +24,8 @@ func (s *Server) healthSync(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusUnauthorized, ReasonUnauthenticated, "invalid dataplane token", "log in again"))
 		return
 	}
-	var req HealthSyncRequest
-	if err := readJSON(w, r, MaxHealthSyncBody, &req); err != nil {
+	var req dpapi.HealthSyncRequest
+	if err := readJSON(w, r, dpapi.MaxHealthSyncBody, &req); err != nil {
 		problem.Write(w, err)
 		return
 	}
@@ -46,7 +47,7 @@ func (s *Server) healthSync(w http.ResponseWriter, r *http.Request) {
 // HealthSync sets networking.inbound[i].state of the stored Dataplane
 // (Ready / NotReady) from req, retrying on version conflicts. An
 // unchanged Dataplane is not written.
-func (s *Server) HealthSync(ctx context.Context, req HealthSyncRequest) (*HealthSyncResponse, error) {
+func (s *Server) HealthSync(ctx context.Context, req dpapi.HealthSyncRequest) (*dpapi.HealthSyncResponse, error) {
 	key := store.Key{Kind: resource.KindDataplane, Mesh: req.Mesh, Name: req.Name}
 	want := map[int]bool{}
 	for _, in := range req.Inbounds {
@@ -66,7 +67,7 @@ func (s *Server) HealthSync(ctx context.Context, req HealthSyncRequest) (*Health
 		}
 		dp := obj.(*resource.Dataplane)
 		changed := false
-		resp := &HealthSyncResponse{}
+		resp := &dpapi.HealthSyncResponse{}
 		for i := range dp.Networking.Inbound {
 			in := &dp.Networking.Inbound[i]
 			ready, ok := want[in.Port]
@@ -84,7 +85,7 @@ func (s *Server) HealthSync(ctx context.Context, req HealthSyncRequest) (*Health
 			if cur != state {
 				in.State, changed = state, true
 			}
-			resp.Inbounds = append(resp.Inbounds, InboundState{Port: in.Port, Service: in.Service(), State: state})
+			resp.Inbounds = append(resp.Inbounds, dpapi.InboundState{Port: in.Port, Service: in.Service(), State: state})
 		}
 		if !changed {
 			return resp, nil

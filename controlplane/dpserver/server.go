@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
+	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
@@ -121,8 +122,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request) {
-	var req BootstrapRequest
-	if err := readJSON(w, r, MaxBootstrapBody, &req); err != nil {
+	var req dpapi.BootstrapRequest
+	if err := readJSON(w, r, dpapi.MaxBootstrapBody, &req); err != nil {
 		problem.Write(w, err)
 		return
 	}
@@ -137,7 +138,7 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request) {
 // Bootstrap logs the agent in, stores its Dataplane (created with the
 // origin label, or updated) and returns the Envoy bootstrap. requestHost
 // is the Host the request was sent to.
-func (s *Server) Bootstrap(ctx context.Context, req BootstrapRequest, requestHost string) (*BootstrapResponse, error) {
+func (s *Server) Bootstrap(ctx context.Context, req dpapi.BootstrapRequest, requestHost string) (*dpapi.BootstrapResponse, error) {
 	dp, err := decodeDataplane(req.DataplaneResource)
 	if err != nil {
 		return nil, err
@@ -212,7 +213,7 @@ func (s *Server) Bootstrap(ctx context.Context, req BootstrapRequest, requestHos
 		return nil, s.internal(ctx, "marshalling bootstrap", err)
 	}
 	s.log.InfoContext(ctx, "dataplane bootstrapped", "mesh", dp.Mesh, "name", dp.Name, "spiffeId", spiffe, "reloadableTokens", reloadable)
-	return &BootstrapResponse{
+	return &dpapi.BootstrapResponse{
 		Bootstrap: json.RawMessage(js), Token: tok, ExpiresAt: exp, ReloadableTokens: reloadable,
 		Mesh: dp.Mesh, Name: dp.Name, SPIFFEID: spiffe, XDSAddress: net.JoinHostPort(host, fmt.Sprint(params.XDSPort)),
 	}, nil

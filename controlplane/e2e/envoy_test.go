@@ -29,7 +29,7 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
+	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 )
 
@@ -75,7 +75,7 @@ networking:
     servicePort: %d
     tags: {kuma.io/service: %s, kuma.io/protocol: http}
 `, s.name, s.service, s.address, freePort(t, s.address), s.app.port, s.service)
-		resp := bootstrapSidecar(t, srv.Addrs().API, dataDir, dpserver.BootstrapRequest{
+		resp := bootstrapSidecar(t, srv.Addrs().API, dataDir, dpapi.BootstrapRequest{
 			Mesh: "default", Name: s.name, DataplaneResource: dp, Host: "127.0.0.1",
 			CACertPath: filepath.Join(dataDir, cp.CACertFile), AdminPort: freePort(t, "127.0.0.1"), BindOutbounds: s.bindOutbounds,
 		})
@@ -176,7 +176,7 @@ func startInProcessCP(t *testing.T, wasm string) (*cp.Server, string) {
 
 // bootstrapSidecar calls POST /bootstrap on the sidecar API (HTTPS, the
 // CP's own CA) and returns the answer.
-func bootstrapSidecar(t *testing.T, apiAddr, dataDir string, req dpserver.BootstrapRequest) dpserver.BootstrapResponse {
+func bootstrapSidecar(t *testing.T, apiAddr, dataDir string, req dpapi.BootstrapRequest) dpapi.BootstrapResponse {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(dataDir, cp.CACertFile))
 	if err != nil {
@@ -193,7 +193,7 @@ func bootstrapSidecar(t *testing.T, apiAddr, dataDir string, req dpserver.Bootst
 		t.Fatalf("POST /bootstrap for %s: %v", req.Name, err)
 	}
 	defer resp.Body.Close()
-	var out dpserver.BootstrapResponse
+	var out dpapi.BootstrapResponse
 	var raw json.RawMessage
 	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /bootstrap for %s: %d %s %v", req.Name, resp.StatusCode, raw, err)
