@@ -28,12 +28,10 @@ type Accounts struct {
 	// (ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME); empty: own account only.
 	ReaderRole string
 
-	mu      sync.Mutex
-	own     string // the CP's account, once known
-	arn     string // the CP's ARN, for the partition
-	configs map[string]aws.Config
-	iam     map[string]IAMClient
-	ecs     map[string]ECSClient
+	mu        sync.Mutex
+	own       string // the CP's account, once known
+	arn       string // the CP's ARN, for the partition
+	byAccount map[string]accountClients
 }
 
 // IAM returns the IAM of the caller's account.
@@ -46,69 +44,61 @@ type accountsIAM struct{ a *Accounts }
 
 // GetRole implements IAM.
 func (i accountsIAM) GetRole(ctx context.Context, account, name string) (Role, error) {
-	cfg, err := i.a.config(ctx, account)
+	c, err := i.a.clients(ctx, account)
 	if err != nil {
 		return Role{}, err
 	}
-	i.a.mu.Lock()
-	c, ok := i.a.iam[account]
-	if !ok {
-		c = IAMClient{Client: iam.NewFromConfig(cfg)}
-		i.a.iam[account] = c
-	}
-	i.a.mu.Unlock()
-	return c.GetRole(ctx, account, name)
+	return c.iam.GetRole(ctx, account, name)
 }
 
 type accountsECS struct{ a *Accounts }
 
 // DescribeTask implements ECS.
 func (e accountsECS) DescribeTask(ctx context.Context, account, cluster, id string) (Task, error) {
-	cfg, err := e.a.config(ctx, account)
+	c, err := e.a.clients(ctx, account)
 	if err != nil {
 		return Task{}, err
 	}
-	e.a.mu.Lock()
-	c, ok := e.a.ecs[account]
-	if !ok {
-		c = ECSClient{Client: ecs.NewFromConfig(cfg)}
-		e.a.ecs[account] = c
-	}
-	e.a.mu.Unlock()
-	return c.DescribeTask(ctx, account, cluster, id)
+	return c.ecs.DescribeTask(ctx, account, cluster, id)
 }
 
-// config returns the configuration whose credentials read account.
-func (a *Accounts) config(ctx context.Context, account string) (aws.Config, error) {
+// accountClients are the clients whose credentials read one account.
+type accountClients struct {
+	iam IAMClient
+	ecs ECSClient
+}
+
+// clients returns (building once) the clients that read account.
+func (a *Accounts) clients(ctx context.Context, account string) (accountClients, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.configs == nil {
-		a.configs, a.iam, a.ecs = map[string]aws.Config{}, map[string]IAMClient{}, map[string]ECSClient{}
+	if c, ok := a.byAccount[account]; ok {
+		return c, nil
 	}
-	if cfg, ok := a.configs[account]; ok {
-		return cfg, nil
-	}
-	if a.ReaderRole == "" {
-		a.configs[account] = a.Config
-		return a.Config, nil
-	}
-	if a.own == "" {
-		out, err := sts.NewFromConfig(a.Config).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-		if err != nil {
-			return aws.Config{}, classify("sts:GetCallerIdentity of the control plane", err, "")
+	cfg := a.Config
+	if a.ReaderRole != "" {
+		if a.own == "" {
+			out, err := sts.NewFromConfig(a.Config).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return accountClients{}, classify("sts:GetCallerIdentity of the control plane", err, "")
+			}
+			a.own, a.arn = aws.ToString(out.Account), aws.ToString(out.Arn)
 		}
-		a.own, a.arn = aws.ToString(out.Account), aws.ToString(out.Arn)
-	}
-	cfg := a.Config.Copy()
-	if account != a.own {
-		partition := "aws"
-		if parts := strings.SplitN(a.arn, ":", 3); len(parts) == 3 && parts[1] != "" {
-			partition = parts[1]
+		if account != a.own {
+			partition := "aws"
+			if parts := strings.SplitN(a.arn, ":", 3); len(parts) == 3 && parts[1] != "" {
+				partition = parts[1]
+			}
+			roleARN := fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, a.ReaderRole)
+			cfg = a.Config.Copy()
+			cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(a.Config), roleARN,
+				func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "ecsmesh-cp" }))
 		}
-		roleARN := fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, a.ReaderRole)
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(a.Config), roleARN,
-			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "ecsmesh-cp" }))
 	}
-	a.configs[account] = cfg
-	return cfg, nil
+	c := accountClients{iam: IAMClient{Client: iam.NewFromConfig(cfg)}, ecs: ECSClient{Client: ecs.NewFromConfig(cfg)}}
+	if a.byAccount == nil {
+		a.byAccount = map[string]accountClients{}
+	}
+	a.byAccount[account] = c
+	return c, nil
 }
