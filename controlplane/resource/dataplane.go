@@ -28,6 +28,9 @@ const DefaultServiceAddress = "127.0.0.1"
 type Dataplane struct {
 	Meta
 	Networking Networking `json:"networking"`
+	// Owner is set by the control plane (see Owner); nil for a Dataplane
+	// an operator applied.
+	Owner *Owner `json:"owner,omitempty"`
 }
 
 // Networking is where a dataplane listens and what it reaches.

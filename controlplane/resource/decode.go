@@ -245,6 +245,9 @@ func decodeOne(raw []byte) (Object, []string, *validation.Error) {
 	obj.GetMeta().Type = kind.Name
 	m := obj.GetMeta()
 	m.CreationTime, m.ModificationTime = nil, nil
+	if dp, ok := obj.(*Dataplane); ok {
+		dp.Owner = nil // output only: the control plane decides who owns a Dataplane
+	}
 	warns := unknownFields(reflect.TypeOf(obj), generic, "", verr)
 	if v := obj.Validate(); v != nil {
 		verr.Violations = append(verr.Violations, v.Violations...)

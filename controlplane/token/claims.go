@@ -16,6 +16,9 @@ type DataplaneClaims struct {
 	// RoleARN and RoleID are the IAM role the sidecar logged in with.
 	RoleARN string
 	RoleID  string
+	// ProxyType is the role's kuma.io/type (dataplane, ingress, egress);
+	// a token acts only as that type.
+	ProxyType string
 	// IssuedAt and ExpiresAt are set by the issuer.
 	IssuedAt  time.Time
 	ExpiresAt time.Time

@@ -17,15 +17,16 @@ import (
 type dataplaneClaims struct {
 	Mesh    string `json:"mesh"`
 	Name    string `json:"name"`
-	RoleARN string `json:"roleArn,omitempty"`
-	RoleID  string `json:"roleId,omitempty"`
+	RoleARN   string `json:"roleArn,omitempty"`
+	RoleID    string `json:"roleId,omitempty"`
+	ProxyType string `json:"proxyType"`
 }
 
 // IssueDataplaneToken signs a dataplane token (SPEC §3.2) for c.Mesh/c.Name
 // with the mesh's current dataplane-token key: ES256, `kid` header, `typ`
 // DataplaneTokenType, `iss` DataplaneTokenIssuer, `aud`
 // DataplaneTokenAudience, `sub` c.SPIFFEID, claims mesh, name, roleArn,
-// roleId, and iat/nbf/exp where exp = now + the Mesh's tokens.ttl (default
+// roleId, proxyType (default dataplane), and iat/nbf/exp where exp = now + the Mesh's tokens.ttl (default
 // 1h, capped at MaxTokenTTL). The Mesh must exist in the store. It returns
 // the token and c with IssuedAt and ExpiresAt set.
 func (i *Issuer) IssueDataplaneToken(ctx context.Context, c DataplaneClaims) (string, DataplaneClaims, error) {
@@ -34,6 +35,14 @@ func (i *Issuer) IssueDataplaneToken(ctx context.Context, c DataplaneClaims) (st
 	}
 	if c.Name == "" {
 		return "", c, errors.New("token: issuing dataplane token: the dataplane name is empty")
+	}
+	if c.ProxyType == "" {
+		c.ProxyType = resource.ProxyTypeDataplane
+	}
+	switch c.ProxyType {
+	case resource.ProxyTypeDataplane, resource.ProxyTypeIngress, resource.ProxyTypeEgress:
+	default:
+		return "", c, fmt.Errorf("token: issuing dataplane token for %s/%s: unknown proxy type %q", c.Mesh, c.Name, c.ProxyType)
 	}
 	if _, err := spiffeid.FromString(c.SPIFFEID); err != nil {
 		return "", c, fmt.Errorf("token: issuing dataplane token for %s/%s: SPIFFE ID %q: %w", c.Mesh, c.Name, c.SPIFFEID, err)
@@ -58,7 +67,7 @@ func (i *Issuer) IssueDataplaneToken(ctx context.Context, c DataplaneClaims) (st
 		Expiry:    jwt.NewNumericDate(c.ExpiresAt),
 	}
 	raw, err := jwt.Signed(ks.signer).Claims(std).
-		Claims(dataplaneClaims{Mesh: c.Mesh, Name: c.Name, RoleARN: c.RoleARN, RoleID: c.RoleID}).
+		Claims(dataplaneClaims{Mesh: c.Mesh, Name: c.Name, RoleARN: c.RoleARN, RoleID: c.RoleID, ProxyType: c.ProxyType}).
 		Serialize()
 	if err != nil {
 		return "", c, fmt.Errorf("token: signing dataplane token for %s/%s: %w", c.Mesh, c.Name, err)
@@ -137,6 +146,11 @@ func (i *Issuer) verifyDataplaneToken(ctx context.Context, raw string) (Dataplan
 	case dc.Name == "":
 		return DataplaneClaims{}, errors.New("no name claim")
 	}
+	switch dc.ProxyType {
+	case resource.ProxyTypeDataplane, resource.ProxyTypeIngress, resource.ProxyTypeEgress:
+	default:
+		return DataplaneClaims{}, fmt.Errorf("proxyType claim %q is not dataplane, ingress or egress", dc.ProxyType)
+	}
 	if err := std.ValidateWithLeeway(jwt.Expected{
 		Issuer:      DataplaneTokenIssuer,
 		AnyAudience: jwt.Audience{DataplaneTokenAudience},
@@ -148,7 +162,7 @@ func (i *Issuer) verifyDataplaneToken(ctx context.Context, raw string) (Dataplan
 		return DataplaneClaims{}, fmt.Errorf("sub %q is not a SPIFFE ID: %w", std.Subject, err)
 	}
 	return DataplaneClaims{
-		Mesh: dc.Mesh, Name: dc.Name, SPIFFEID: std.Subject, RoleARN: dc.RoleARN, RoleID: dc.RoleID,
+		Mesh: dc.Mesh, Name: dc.Name, SPIFFEID: std.Subject, RoleARN: dc.RoleARN, RoleID: dc.RoleID, ProxyType: dc.ProxyType,
 		IssuedAt: std.IssuedAt.Time().UTC(), ExpiresAt: std.Expiry.Time().UTC(),
 	}, nil
 }

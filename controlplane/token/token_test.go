@@ -174,7 +174,7 @@ func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid, typ string, c
 func goodClaims(now time.Time) map[string]any {
 	return map[string]any{
 		"iss": DataplaneTokenIssuer, "aud": []string{DataplaneTokenAudience},
-		"sub": "spiffe://default.mesh.local/workload/web", "mesh": "default", "name": "web-1",
+		"sub": "spiffe://default.mesh.local/workload/web", "mesh": "default", "name": "web-1", "proxyType": "dataplane",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 	}
 }
@@ -237,6 +237,8 @@ func TestVerifyDataplaneTokenAttacks(t *testing.T) {
 		{"expired", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "exp", now.Add(-time.Minute).Unix()))},
 		{"not yet valid", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "nbf", now.Add(5*time.Minute).Unix()))},
 		{"issued in the future", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "iat", now.Add(5*time.Minute).Unix()))},
+		{"no proxyType", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "proxyType", nil))},
+		{"unknown proxyType", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "proxyType", "admin"))},
 		{"no exp", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "exp", nil))},
 		{"no nbf", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "nbf", nil))},
 		{"no iat", sign(t, jose.ES256, key.priv, key.kid, DataplaneTokenType, with(good, "iat", nil))},
