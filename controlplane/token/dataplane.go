@@ -15,8 +15,8 @@ import (
 
 // dataplaneClaims are the private claims of a dataplane token on the wire.
 type dataplaneClaims struct {
-	Mesh    string `json:"mesh"`
-	Name    string `json:"name"`
+	Mesh      string `json:"mesh"`
+	Name      string `json:"name"`
 	RoleARN   string `json:"roleArn,omitempty"`
 	RoleID    string `json:"roleId,omitempty"`
 	ProxyType string `json:"proxyType"`
