@@ -198,7 +198,10 @@ func TestAttacks(t *testing.T) {
 			e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session, TaskRoleARN: "arn:aws:iam::111122223333:role/other"})
 		}, status: 403, reason: auth.ReasonECSTaskRole},
 		// 14. onboarding policies.
-		{name: "onboarding policy denying the region", setup: func(e *env) { policy(e, resource.AWSWorkload{Regions: []string{"eu-west-1"}}) }, status: 403, reason: auth.ReasonOnboardingDenied},
+		{name: "onboarding policy denying the region", setup: func(e *env) {
+			verifyECS(e)
+			policy(e, resource.AWSWorkload{Regions: []string{"eu-west-1"}})
+		}, status: 403, reason: auth.ReasonOnboardingDenied},
 		{name: "onboarding policy denying the account", setup: func(e *env) { policy(e, resource.AWSWorkload{Accounts: []string{"999999999999"}}) }, status: 403, reason: auth.ReasonOnboardingDenied},
 		{name: "onboarding policy restricting clusters without ECS verification", setup: func(e *env) {
 			policy(e, resource.AWSWorkload{ECS: &resource.ECSWorkload{Clusters: []string{"prod"}}})
@@ -208,7 +211,7 @@ func TestAttacks(t *testing.T) {
 			policy(e, resource.AWSWorkload{Zones: []string{"us-east-1b"}})
 		}, status: 403, reason: auth.ReasonOnboardingDenied},
 		// Lookups after authentication.
-		{name: "Dataplane that does not exist", req: func(r *auth.LoginRequest) { r.Name = "ghost" }, status: 404, reason: auth.ReasonDataplaneNotFound},
+		{name: "Dataplane that does not exist", req: func(r *auth.LoginRequest) { r.Name = "ghost" }, status: 409, reason: auth.ReasonDataplaneOwned},
 		{name: "mesh that does not exist", req: func(r *auth.LoginRequest) { r.Mesh = "ghost" }, status: 404, reason: auth.ReasonMeshNotFound},
 	}
 	if len(tests) < 30 {

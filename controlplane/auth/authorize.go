@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
@@ -47,15 +48,34 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 	if err != nil {
 		return nil, err
 	}
-	if dp == nil {
-		dp, err = v.dataplane(ctx, req.Mesh, req.Name)
-		if err != nil {
-			return nil, err
-		}
+	bootstrap := dp != nil
+	stored, err := v.storedDataplane(ctx, req.Mesh, req.Name)
+	if err != nil {
+		return nil, err
 	}
+	if !MayUse(stored, role.RoleID, bootstrap) {
+		return nil, NotOwned(req.Mesh, req.Name)
+	}
+	if !bootstrap {
+		dp = stored
+	}
+	// Proxy types: a Dataplane is run by a dataplane role, and a login for
+	// a stored one acts as the type it was admitted with.
+	if req.ProxyType != resource.ProxyTypeDataplane || dp.ProxyType() != req.ProxyType {
+		return nil, forbidden(ReasonProxyType, fmt.Sprintf("IAM role %s is kuma.io/type %s; Dataplane %s/%s runs as %s (ingress and egress roles cannot run a Dataplane)",
+			role.ARN, req.ProxyType, req.Mesh, req.Name, dp.ProxyType()))
+	}
+	ident.ProxyType = req.ProxyType
 	mi := resource.SelectIdentity(identities, dp)
+	pols, err := v.policies(ctx, req.Mesh)
+	if err != nil {
+		return nil, err
+	}
 	// 12. tags.
-	if err := checkTags(role, req, dp, mi); err != nil {
+	if err := checkTags(role, req, dp, v.anyService); err != nil {
+		return nil, err
+	}
+	if err := checkLabels(role, dp, identityLabelKeys(identities, mi, pols)); err != nil {
 		return nil, err
 	}
 	// 13. ECS task.
@@ -67,7 +87,7 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 		ident.Zone, ident.Cluster = task.AvailabilityZone, task.ClusterARN
 	}
 	// 14. onboarding policies.
-	if err := v.checkOnboarding(ctx, req.Mesh, ident, dp); err != nil {
+	if err := v.checkOnboarding(req.Mesh, pols, ident, dp); err != nil {
 		return nil, err
 	}
 	id, err := resource.SPIFFEID(mesh, mi, dp)
@@ -76,7 +96,7 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 	}
 	ident.SPIFFEID = id.String()
 	raw, claims, err := v.tokens.IssueDataplaneToken(ctx, token.DataplaneClaims{
-		Mesh: req.Mesh, Name: req.Name, SPIFFEID: ident.SPIFFEID, RoleARN: role.ARN, RoleID: role.RoleID,
+		Mesh: req.Mesh, Name: req.Name, SPIFFEID: ident.SPIFFEID, RoleARN: role.ARN, RoleID: role.RoleID, ProxyType: ident.ProxyType,
 	})
 	if err != nil {
 		v.log.ErrorContext(ctx, "issuing dataplane token", "mesh", req.Mesh, "name", req.Name, "error", err)
@@ -150,10 +170,11 @@ func (v *Verifier) meshState(ctx context.Context, name string) (*resource.Mesh, 
 	return obj.(*resource.Mesh), ids, nil
 }
 
-func (v *Verifier) dataplane(ctx context.Context, mesh, name string) (*resource.Dataplane, error) {
+// storedDataplane returns the stored Dataplane, or nil when there is none.
+func (v *Verifier) storedDataplane(ctx context.Context, mesh, name string) (*resource.Dataplane, error) {
 	rec, err := v.store.Get(ctx, store.Key{Kind: resource.KindDataplane, Mesh: mesh, Name: name})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, problem.New(http.StatusNotFound, ReasonDataplaneNotFound, "IAM login not possible", "Dataplane "+mesh+"/"+name+" does not exist; apply it or use /bootstrap")
+		return nil, nil
 	}
 	if err != nil {
 		return nil, v.internal(ctx, "reading dataplane", err)
@@ -170,8 +191,8 @@ func (v *Verifier) internal(ctx context.Context, doing string, err error) *probl
 	return problem.Failure(err)
 }
 
-// checkTags runs check 12.
-func checkTags(role Role, req LoginRequest, dp *resource.Dataplane, mi *resource.MeshIdentity) error {
+// checkTags runs check 12 for the type, mesh, service and workload tags.
+func checkTags(role Role, req LoginRequest, dp *resource.Dataplane, anyService bool) error {
 	typ, ok := role.Tags[resource.TagType]
 	if !ok {
 		return forbidden(ReasonRoleTypeInvalid, "IAM role "+role.ARN+" lacks tag kuma.io/type")
@@ -187,29 +208,97 @@ func checkTags(role Role, req LoginRequest, dp *resource.Dataplane, mi *resource
 		return forbidden(ReasonRoleMeshMismatch, fmt.Sprintf("IAM role %s may join mesh %q, not %q", role.ARN, mesh, req.Mesh))
 	}
 	svcTag, hasSvc := role.Tags[resource.TagService]
-	if hasSvc {
-		allowed := map[string]bool{}
-		for _, s := range strings.Split(svcTag, ",") {
-			allowed[strings.TrimSpace(s)] = true
+	if !hasSvc || strings.TrimSpace(svcTag) == "" {
+		return forbidden(ReasonRoleServiceMissing, "IAM role "+role.ARN+" lacks tag kuma.io/service; tag it with the service(s) its tasks serve, comma-separated")
+	}
+	allowed := serviceSet(svcTag)
+	if allowed["*"] && !anyService {
+		return forbidden(ReasonRoleService, "IAM role "+role.ARN+" has kuma.io/service \"*\", which is refused unless ECSMESH_AWSIAM_ALLOW_ANY_SERVICE_TAG=true")
+	}
+	for _, s := range dp.Services() {
+		if !allowed[s] && !allowed["*"] {
+			return forbidden(ReasonRoleService, fmt.Sprintf("IAM role %s may serve %q, not %q", role.ARN, svcTag, s))
 		}
-		for _, s := range dp.Services() {
-			if !allowed[s] {
-				return forbidden(ReasonRoleService, fmt.Sprintf("IAM role %s may serve %q, not %q", role.ARN, svcTag, s))
+	}
+	// The workload is checked whatever identity applies: other things
+	// (selectors, policies, logs) read it too.
+	wl, hasWl := role.Tags[resource.TagWorkload]
+	label, hasLabel := dp.Labels[resource.TagWorkload]
+	switch {
+	case hasWl && wl != dp.Workload():
+		return forbidden(ReasonRoleWorkload, fmt.Sprintf("IAM role %s is workload %q, the Dataplane claims %q", role.ARN, wl, dp.Workload()))
+	case !hasWl && hasLabel:
+		return forbidden(ReasonRoleWorkload, fmt.Sprintf("IAM role %s lacks tag kuma.io/workload, the Dataplane claims workload %q", role.ARN, label))
+	}
+	return nil
+}
+
+func serviceSet(tag string) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range strings.Split(tag, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out[s] = true
+		}
+	}
+	return out
+}
+
+// identityLabelKeys lists the Dataplane label keys that decide its
+// identity or admission: every MeshIdentity selector of the mesh (a label
+// can move a Dataplane from one identity to another), the label calls of
+// the identity that applies, and the workloadSelectors of the mesh's
+// OnboardingPolicies.
+func identityLabelKeys(ids []*resource.MeshIdentity, applied *resource.MeshIdentity, pols []*resource.OnboardingPolicy) []string {
+	keys := map[string]bool{}
+	for _, mi := range ids {
+		if sel := mi.Spec.Selector.Dataplane; sel != nil {
+			for k := range sel.MatchLabels {
+				keys[k] = true
 			}
 		}
 	}
-	if mi.UsesWorkload() {
-		wl, hasWl := role.Tags[resource.TagWorkload]
-		label, hasLabel := dp.Labels[resource.TagWorkload]
+	for _, k := range applied.LabelKeys() {
+		keys[k] = true
+	}
+	for _, p := range pols {
+		for _, r := range p.Spec.Allow {
+			for _, t := range r.OnboardTo {
+				if t.WorkloadSelector != nil {
+					for k := range t.WorkloadSelector.MatchLabels {
+						keys[k] = true
+					}
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(keys))
+	for k := range keys {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkLabels: every label key in keys must read the same on the
+// Dataplane as the role's tag of that key — present with the same value,
+// or absent from both. kuma.io/service may be any of the role's services.
+func checkLabels(role Role, dp *resource.Dataplane, keys []string) error {
+	for _, k := range keys {
+		label, hasLabel := dp.Labels[k]
+		tag, hasTag := role.Tags[k]
+		if k == resource.TagService {
+			if hasLabel && !serviceSet(tag)[label] {
+				return forbidden(ReasonRoleLabel, fmt.Sprintf("the Dataplane's label %s=%q is not one of IAM role %s's services", k, label, role.ARN))
+			}
+			continue
+		}
 		switch {
-		case hasWl && wl != dp.Workload():
-			return forbidden(ReasonRoleWorkload, fmt.Sprintf("IAM role %s is workload %q, the Dataplane claims %q", role.ARN, wl, dp.Workload()))
-		case !hasWl && hasLabel:
-			return forbidden(ReasonRoleWorkload, fmt.Sprintf("IAM role %s lacks tag kuma.io/workload, the Dataplane claims workload %q", role.ARN, label))
-		case !hasWl && !hasSvc:
-			// The workload falls back to the first service, which nothing
-			// restricts: the identity would be the caller's choice.
-			return forbidden(ReasonRoleWorkload, "IAM role "+role.ARN+" needs tag kuma.io/workload (or kuma.io/service) since the mesh identity uses the workload")
+		case hasLabel && !hasTag:
+			return forbidden(ReasonRoleLabel, fmt.Sprintf("the Dataplane's label %s=%q decides its identity but IAM role %s has no tag %s; tag the role or drop the label", k, label, role.ARN, k))
+		case hasLabel && tag != label:
+			return forbidden(ReasonRoleLabel, fmt.Sprintf("the Dataplane's label %s=%q differs from IAM role %s's tag %s=%q", k, label, role.ARN, k, tag))
+		case !hasLabel && hasTag:
+			return forbidden(ReasonRoleLabel, fmt.Sprintf("IAM role %s has tag %s=%q, which decides identities, but the Dataplane lacks label %s; add it", role.ARN, k, tag, k))
 		}
 	}
 	return nil

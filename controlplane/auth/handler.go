@@ -4,11 +4,23 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/controlplane/internal/strictjson"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 )
+
+// RemoteIP is the address of the connection a request came on (never a
+// header: X-Forwarded-For is the caller's word).
+func RemoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
 
 // MaxLoginBody caps the body of POST /v1/auth/aws-iam/login (SPEC §3).
 const MaxLoginBody = 16 << 10
@@ -40,12 +52,12 @@ func (v *Verifier) LoginHandler() http.Handler {
 			return
 		}
 		var req LoginRequest
-		if err := strictJSON(body, &req, nil); err != nil {
+		if err := strictjson.Unmarshal(body, &req); err != nil {
 			v.metrics.observe(problem.New(http.StatusBadRequest, ReasonInvalidRequest, "", ""))
 			problem.Write(w, problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid login request", "the body must be a JSON object {mesh, name, proxyType, loginToken}"))
 			return
 		}
-		res, err := v.Authenticate(r.Context(), req, nil)
+		res, err := v.Authenticate(WithSourceIP(r.Context(), RemoteIP(r)), req, nil)
 		if err != nil {
 			problem.Write(w, err)
 			return

@@ -117,12 +117,8 @@ func globalAppliesTo(p *resource.OnboardingPolicy, mesh string) bool {
 	return false
 }
 
-// checkOnboarding runs check 14.
-func (v *Verifier) checkOnboarding(ctx context.Context, mesh string, ident Identity, dp *resource.Dataplane) error {
-	pols, err := v.policies(ctx, mesh)
-	if err != nil {
-		return err
-	}
+// checkOnboarding runs check 14 against the mesh's policies.
+func (v *Verifier) checkOnboarding(mesh string, pols []*resource.OnboardingPolicy, ident Identity, dp *resource.Dataplane) error {
 	if len(pols) == 0 {
 		return nil
 	}
@@ -142,24 +138,30 @@ func (v *Verifier) checkOnboarding(ctx context.Context, mesh string, ident Ident
 		}
 	}
 	if needsECS {
-		return forbidden(ReasonOnboardingNeedsECSCheck, "an OnboardingPolicy of mesh "+mesh+" restricts zones or ECS clusters, which the control plane can only check with ECSMESH_AWSIAM_VERIFY_ECS_TASK=true")
+		return forbidden(ReasonOnboardingNeedsECSCheck, "an OnboardingPolicy of mesh "+mesh+" restricts regions, zones or ECS clusters, which the control plane can only check with ECSMESH_AWSIAM_VERIFY_ECS_TASK=true")
 	}
 	return forbidden(ReasonOnboardingDenied, fmt.Sprintf("no OnboardingPolicy allows role %s (account %s, region %s) to onboard to mesh %s as %s", ident.RoleName, ident.Account, ident.Region, mesh, strings.Join(dp.Services(), ",")))
 }
 
 // workloadMatches reports whether w matches; unknown is true when it could
-// match but needs the ECS task's zone or cluster, which were not verified.
+// match but needs the ECS task's region, zone or cluster, which were not
+// verified. The region of a login is the SigV4 signing region, which the
+// caller picks; only the verified task's ARN proves where it runs.
 func (v *Verifier) workloadMatches(w resource.AWSWorkload, id Identity) (ok, unknown bool) {
-	if !anyOf(w.Partitions, id.Partition) || !anyOf(w.Accounts, id.Account) || !anyOf(w.Regions, id.Region) {
+	if !anyOf(w.Partitions, id.Partition) || !anyOf(w.Accounts, id.Account) {
 		return false, false
 	}
 	if w.ECS != nil && !anyOf(w.ECS.IAMRoleNames, id.RoleName) {
 		return false, false
 	}
+	needRegion := len(w.Regions) > 0
 	needZone := len(w.Zones) > 0
 	needCluster := w.ECS != nil && len(w.ECS.Clusters) > 0
-	if (needZone || needCluster) && !v.verifyECS {
+	if (needRegion || needZone || needCluster) && !v.verifyECS {
 		return false, true
+	}
+	if needRegion && !anyOf(w.Regions, id.Region) {
+		return false, false
 	}
 	if needZone && !anyOf(w.Zones, id.Zone) {
 		return false, false

@@ -53,13 +53,27 @@ const (
 	// Mesh and Dataplane lookups (after authentication, so that
 	// unauthenticated callers learn nothing about them).
 	ReasonMeshNotFound      = "mesh_not_found"
-	ReasonDataplaneNotFound = "dataplane_not_found"
 	ReasonDataplaneMismatch = "dataplane_mismatch"
+	// ReasonDataplaneOwned (409): the name belongs to another IAM role (or,
+	// for /bootstrap, to the operator), or — for a login — does not exist.
+	// The answer is the same in every case, so it tells a caller nothing
+	// about names that are not its own.
+	ReasonDataplaneOwned = "dataplane_owned"
 	// 12. role tags (403).
 	ReasonRoleTypeInvalid  = "role_type_invalid"
 	ReasonRoleMeshMismatch = "role_mesh_mismatch"
 	ReasonRoleService      = "role_service_mismatch"
 	ReasonRoleWorkload     = "role_workload_mismatch"
+	// ReasonRoleServiceMissing: a dataplane role must name the services
+	// it may serve in kuma.io/service.
+	ReasonRoleServiceMissing = "role_service_missing"
+	// ReasonRoleLabel: a Dataplane label that decides its identity (read
+	// by a MeshIdentity selector or template, or an OnboardingPolicy
+	// workloadSelector) is not asserted by a role tag of the same key.
+	ReasonRoleLabel = "role_label_not_asserted"
+	// ReasonProxyType: the role's proxy type cannot act for this
+	// Dataplane (ingress and egress roles cannot run a Dataplane).
+	ReasonProxyType = "proxy_type_mismatch"
 	// 13. ECS task (403; 503 when ECS is unavailable).
 	ReasonECSTaskNotFound   = "ecs_task_not_found"
 	ReasonECSTaskNotRunning = "ecs_task_not_running"
@@ -68,6 +82,9 @@ const (
 	// 14. onboarding policies (403).
 	ReasonOnboardingDenied        = "onboarding_denied"
 	ReasonOnboardingNeedsECSCheck = "onboarding_requires_ecs_verification"
+
+	// Too many logins from one source address before STS is asked (429).
+	ReasonRateLimited = "login_rate_limited"
 
 	// Internal failures (store, token issuer): 500, logged, not explained.
 	ReasonInternal = "internal"

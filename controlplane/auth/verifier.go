@@ -104,6 +104,12 @@ type Config struct {
 	RoleCacheTTL time.Duration
 	// Retry bounds retries when AWS is unavailable.
 	Retry Retry
+	// AllowAnyServiceTag lets a role tagged kuma.io/service "*" serve any
+	// service (ECSMESH_AWSIAM_ALLOW_ANY_SERVICE_TAG; off by default: every
+	// dataplane role names its services).
+	AllowAnyServiceTag bool
+	// LoginRate limits logins per source address before STS is called.
+	LoginRate RateLimit
 }
 
 // Verifier authenticates and authorizes IAM logins. Safe for concurrent use.
@@ -121,6 +127,8 @@ type Verifier struct {
 	verifyECS     bool
 	roles         *roleCache
 	retry         Retry
+	anyService    bool
+	limiter       *limiter
 	metrics       *metrics
 	hostCache     sync.Map
 	hostCacheSize atomic.Int64
@@ -143,7 +151,7 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		log: cfg.Logger, now: cfg.Now, iam: cfg.IAM, ecs: cfg.ECS, store: cfg.Store, tokens: cfg.Tokens,
 		accounts: map[string]bool{}, serverID: cfg.ServerID, verifyECS: cfg.VerifyECSTask, retry: cfg.Retry,
-		metrics: newMetrics(),
+		anyService: cfg.AllowAnyServiceTag, metrics: newMetrics(),
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
@@ -180,6 +188,7 @@ func New(cfg Config) (*Verifier, error) {
 	c.Jar = nil
 	v.httpClient = c
 	v.roles = newRoleCache(cfg.RoleCacheTTL, v.now)
+	v.limiter = newLimiter(cfg.LoginRate, v.now)
 	return v, nil
 }
 
@@ -201,6 +210,8 @@ type Identity struct {
 	RoleARN   string
 	RoleID    string
 	Session   string
+	// ProxyType is the role's kuma.io/type, which the token records.
+	ProxyType string
 	// Zone and Cluster are set when the ECS task was verified.
 	Zone    string
 	Cluster string
@@ -249,6 +260,10 @@ func (v *Verifier) Authenticate(ctx context.Context, req LoginRequest, dp *resou
 	sl, err := v.checkRequest(ctx, tok)
 	if err != nil {
 		return nil, err
+	}
+	// Per-source limit before the signature is claimed and STS is called.
+	if ok, wait := v.limiter.allow(SourceIP(ctx)); !ok {
+		return nil, rateLimited(wait)
 	}
 	// 7. single use: claim the signature; release it on any failure.
 	rec, cerr := store.CreateRecord(ctx, v.store, store.Record{

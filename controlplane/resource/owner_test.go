@@ -36,3 +36,32 @@ func TestOwnedBy(t *testing.T) {
 		t.Errorf("ProxyType = %q", dp.ProxyType())
 	}
 }
+
+func TestIdentityLabelKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		mi   *MeshIdentity
+		want string
+	}{
+		{"nil", nil, ""},
+		{"default path", &MeshIdentity{}, ""},
+		{"selector", &MeshIdentity{Spec: MeshIdentitySpec{Selector: MeshIdentitySelector{Dataplane: &LabelSelector{MatchLabels: map[string]string{"team": "a", "env": "b"}}}}}, "env,team"},
+		{"path label", &MeshIdentity{Spec: MeshIdentitySpec{SpiffeID: SpiffeIDTemplate{Path: `/t/{{ label "team" }}/{{ .Service }}`}}}, "team"},
+		{"trust domain label, raw string, pipeline", &MeshIdentity{Spec: MeshIdentitySpec{SpiffeID: SpiffeIDTemplate{
+			TrustDomain: "{{ label `zone` }}.mesh.local", Path: `{{ if true }}/{{ label "a" | printf "%s" }}{{ end }}`}}}, "a,zone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			for i, k := range tt.mi.LabelKeys() {
+				if i > 0 {
+					got += ","
+				}
+				got += k
+			}
+			if got != tt.want {
+				t.Fatalf("LabelKeys = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
