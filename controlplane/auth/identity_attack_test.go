@@ -147,7 +147,7 @@ func TestIdentityAttacks(t *testing.T) {
 		{name: "ingress role acting as a dataplane", setup: func(e *env) { setTags(e, tags("kuma.io/type", "ingress")) },
 			req: func(r *auth.LoginRequest) { r.ProxyType = "ingress" }, status: 403, reason: auth.ReasonProxyType},
 		{name: "egress role bootstrapping a Dataplane", setup: func(e *env) { setTags(e, tags("kuma.io/type", "egress")) },
-			dp: func(e *env) *resource.Dataplane { return e.webAs("web-2") },
+			dp:  func(e *env) *resource.Dataplane { return e.webAs("web-2") },
 			req: func(r *auth.LoginRequest) { r.ProxyType = "egress"; r.Name = "web-2" }, status: 403, reason: auth.ReasonProxyType},
 	}
 	for _, tt := range tests {
