@@ -17,6 +17,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
+	"github.com/ecsmesh/ecsmesh/controlplane/internal/strictjson"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
@@ -104,13 +105,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 	if err != nil {
 		return problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid request", "cannot read the body")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid request", "the body must be a JSON object: "+err.Error())
-	}
-	if dec.More() {
-		return problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid request", "trailing data after the JSON object")
+	// Keys must be exactly the fields' names: encoding/json alone would
+	// match "NAME" to name and let the last of two equal keys win.
+	if err := strictjson.Unmarshal(body, v); err != nil {
+		return problem.New(http.StatusBadRequest, ReasonInvalidRequest, "invalid request", "the body must be one JSON object with the documented keys: "+err.Error())
 	}
 	return nil
 }
@@ -127,7 +125,7 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, err)
 		return
 	}
-	resp, err := s.Bootstrap(r.Context(), req, r.Host)
+	resp, err := s.Bootstrap(auth.WithSourceIP(r.Context(), auth.RemoteIP(r)), req, r.Host)
 	if err != nil {
 		problem.Write(w, err)
 		return
@@ -156,19 +154,21 @@ func (s *Server) Bootstrap(ctx context.Context, req dpapi.BootstrapRequest, requ
 	var tok string
 	var exp time.Time
 	var spiffe string
+	var owner *resource.Owner
 	if s.cfg.Auth != nil {
 		res, err := s.cfg.Auth.Authenticate(ctx, auth.LoginRequest{Mesh: req.Mesh, Name: req.Name, ProxyType: req.ProxyType, LoginToken: req.LoginToken}, dp)
 		if err != nil {
 			return nil, err
 		}
 		tok, exp, spiffe = res.Token, res.ExpiresAt, res.Identity.SPIFFEID
+		owner = &resource.Owner{RoleARN: res.Identity.RoleARN, RoleID: res.Identity.RoleID, SPIFFEID: spiffe, ProxyType: res.Identity.ProxyType}
 	} else {
 		tok, exp, spiffe, err = s.issueUnauthenticated(ctx, dp)
 		if err != nil {
 			return nil, err
 		}
 	}
-	if err := s.storeDataplane(ctx, dp); err != nil {
+	if err := s.storeDataplane(ctx, dp, owner); err != nil {
 		return nil, err
 	}
 	host := req.Host
@@ -275,10 +275,13 @@ func (s *Server) issueUnauthenticated(ctx context.Context, dp *resource.Dataplan
 	return tok, claims.ExpiresAt, id.String(), nil
 }
 
-// storeDataplane creates dp with the bootstrap origin label, or replaces
-// the stored one keeping its origin (an operator's Dataplane stays the
-// operator's). Optimistic: retried on conflicts.
-func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane) error {
+// storeDataplane creates dp with the bootstrap origin label and owner, or
+// replaces the stored one the same owner holds, keeping its origin.
+// Ownership is checked again here, against the version written, so two
+// roles racing for one name cannot both win: the login's check ran before
+// STS answered. owner nil (no authentication, local development) keeps
+// whatever owner is stored. Optimistic: retried on conflicts.
+func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane, owner *resource.Owner) error {
 	key := store.Key{Kind: resource.KindDataplane, Mesh: dp.Mesh, Name: dp.Name}
 	for attempt := 0; attempt < 10; attempt++ {
 		cur, err := s.cfg.Store.Get(ctx, key)
@@ -287,6 +290,8 @@ func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane) err
 		for k, v := range dp.Labels {
 			labels[k] = v
 		}
+		next := *dp
+		next.Owner = owner
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			labels[LabelOrigin] = OriginBootstrap
@@ -294,17 +299,23 @@ func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane) err
 			return s.internal(ctx, "reading dataplane", err)
 		default:
 			mode, version = store.Update, cur.Version
-			old, err := resource.Unmarshal(resource.KindDataplane, cur.Spec)
+			obj, err := resource.Unmarshal(resource.KindDataplane, cur.Spec)
 			if err != nil {
 				return s.internal(ctx, "decoding stored dataplane", err)
 			}
-			if o, ok := old.GetMeta().Labels[LabelOrigin]; ok {
+			old := obj.(*resource.Dataplane)
+			if owner != nil && !auth.MayUse(old, owner.RoleID, true) {
+				return auth.NotOwned(dp.Mesh, dp.Name)
+			}
+			if owner == nil {
+				next.Owner = old.Owner
+			}
+			if o, ok := old.Labels[LabelOrigin]; ok {
 				labels[LabelOrigin] = o
 			} else {
 				delete(labels, LabelOrigin)
 			}
 		}
-		next := *dp
 		next.Labels = labels
 		next.CreationTime, next.ModificationTime = nil, nil
 		spec, err := resource.Marshal(&next)
