@@ -111,9 +111,14 @@ type Config struct {
 	ProxyType string
 	// BindOutbounds asks the CP for VIP listeners of every service.
 	BindOutbounds bool
-	// CACertFile verifies the CP (API and xDS); empty = system roots.
+	// CACertFile is the CP's CA (its cp-ca.pem): the agent's calls and
+	// Envoy's ADS connection trust it alone. Required unless SystemCACerts.
 	CACertFile string
-	// HTTPClient calls the CP; its TLS config must trust CACertFile.
+	// SystemCACerts trusts the system roots instead of a pinned CA
+	// (--use-system-ca-certs, for a CP certificate from a public CA).
+	SystemCACerts bool
+	// HTTPClient calls the CP; nil builds one with NewHTTPClient. A given
+	// client must trust what CACertFile/SystemCACerts say.
 	HTTPClient *http.Client
 	// WorkDir holds the bootstrap and token files.
 	WorkDir string
@@ -212,7 +217,16 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cp, err := newCPClient(cfg.CPURL, cfg.HTTPClient)
+	hc := cfg.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = NewHTTPClient(cfg.CACertFile, cfg.SystemCACerts); err != nil {
+			return nil, err
+		}
+	} else if err := checkTrust(cfg.CACertFile, cfg.SystemCACerts); err != nil {
+		return nil, err
+	}
+	cp, err := newCPClient(cfg.CPURL, hc)
 	if err != nil {
 		return nil, err
 	}

@@ -3,12 +3,15 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -78,15 +81,51 @@ type cpClient struct {
 	http *http.Client
 }
 
+// newCPClient refuses any address but https://HOST[:PORT]: the agent
+// sends signed IAM logins and dataplane tokens to it.
 func newCPClient(base string, hc *http.Client) (*cpClient, error) {
 	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("agent: --cp-address %q must be an https URL such as https://ecsmesh-cp:5678", base)
-	}
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" {
+		return nil, fmt.Errorf("agent: --cp-address (KUMA_CONTROL_PLANE_URL) %q must be https://HOST:PORT, e.g. https://ecsmesh-cp:5678: the agent sends IAM logins and tokens to it", base)
 	}
 	return &cpClient{base: strings.TrimRight(base, "/"), http: hc}, nil
+}
+
+// errNoCA names the flags that give the agent a CA for the control plane.
+var errNoCA = errors.New("agent: no CA to verify the control plane with: pass --ca-cert-file (KUMA_CONTROL_PLANE_CA_CERT_FILE; the CP's cp-ca.pem) or --ca-cert (KUMA_CONTROL_PLANE_CA_CERT), or --use-system-ca-certs (ECSMESH_DP_USE_SYSTEM_CA_CERTS) when the CP's certificate is from a public CA")
+
+func checkTrust(caFile string, systemRoots bool) error {
+	switch {
+	case caFile != "" && systemRoots:
+		return errors.New("agent: give --ca-cert-file/--ca-cert (KUMA_CONTROL_PLANE_CA_CERT_FILE/KUMA_CONTROL_PLANE_CA_CERT) or --use-system-ca-certs (ECSMESH_DP_USE_SYSTEM_CA_CERTS), not both")
+	case caFile == "" && !systemRoots:
+		return errNoCA
+	}
+	return nil
+}
+
+// NewHTTPClient returns the agent's client for the control plane: it
+// trusts the CA in caFile alone or, with systemRoots (and no caFile), the
+// system roots; one of the two is required.
+func NewHTTPClient(caFile string, systemRoots bool) (*http.Client, error) {
+	if err := checkTrust(caFile, systemRoots); err != nil {
+		return nil, err
+	}
+	var pool *x509.CertPool // nil: the system roots
+	if caFile != "" {
+		pemBytes, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: reading --ca-cert-file: %w", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("agent: --ca-cert-file %s holds no PEM certificate", caFile)
+		}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second,
+	}}, nil
 }
 
 func (c *cpClient) hostname() string {

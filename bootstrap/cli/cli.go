@@ -11,8 +11,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -44,25 +42,26 @@ var Version = "dev"
 
 // flagEnv maps each flag to the environment variable that sets it.
 var flagEnv = map[string]string{
-	"cp-address":      "KUMA_CONTROL_PLANE_URL",
-	"auth-type":       "ECSMESH_DP_AUTH_TYPE",
-	"dataplane":       "KUMA_DATAPLANE_RUNTIME_RESOURCE",
-	"dataplane-file":  "KUMA_DATAPLANE_RUNTIME_RESOURCE_PATH",
-	"dataplane-var":   "KUMA_DATAPLANE_RUNTIME_RESOURCE_VARS",
-	"proxy-type":      "KUMA_DATAPLANE_PROXY_TYPE",
-	"bind-outbounds":  "ECSMESH_DP_BIND_OUTBOUNDS",
-	"ca-cert-file":    "KUMA_CONTROL_PLANE_CA_CERT_FILE",
-	"ca-cert":         "KUMA_CONTROL_PLANE_CA_CERT",
-	"envoy-binary":    "KUMA_DATAPLANE_RUNTIME_BINARY_PATH",
-	"envoy-arg":       "ECSMESH_DP_ENVOY_ARGS",
-	"drain-time":      "KUMA_DATAPLANE_DRAIN_TIME",
-	"server-id":       "ECSMESH_AWSIAM_SERVER_ID",
-	"workdir":         "KUMA_DATAPLANE_RUNTIME_CONFIG_DIR",
-	"admin-port":      "ECSMESH_DP_ADMIN_PORT",
-	"readiness-port":  "KUMA_READINESS_PORT",
-	"log-level":       "ECSMESH_DP_LOG_LEVEL",
-	"metadata-uri":    ecsmeta.EnvURI,
-	"bootstrap-retry": "ECSMESH_DP_BOOTSTRAP_TIMEOUT",
+	"cp-address":          "KUMA_CONTROL_PLANE_URL",
+	"auth-type":           "ECSMESH_DP_AUTH_TYPE",
+	"dataplane":           "KUMA_DATAPLANE_RUNTIME_RESOURCE",
+	"dataplane-file":      "KUMA_DATAPLANE_RUNTIME_RESOURCE_PATH",
+	"dataplane-var":       "KUMA_DATAPLANE_RUNTIME_RESOURCE_VARS",
+	"proxy-type":          "KUMA_DATAPLANE_PROXY_TYPE",
+	"bind-outbounds":      "ECSMESH_DP_BIND_OUTBOUNDS",
+	"ca-cert-file":        "KUMA_CONTROL_PLANE_CA_CERT_FILE",
+	"ca-cert":             "KUMA_CONTROL_PLANE_CA_CERT",
+	"use-system-ca-certs": "ECSMESH_DP_USE_SYSTEM_CA_CERTS",
+	"envoy-binary":        "KUMA_DATAPLANE_RUNTIME_BINARY_PATH",
+	"envoy-arg":           "ECSMESH_DP_ENVOY_ARGS",
+	"drain-time":          "KUMA_DATAPLANE_DRAIN_TIME",
+	"server-id":           "ECSMESH_AWSIAM_SERVER_ID",
+	"workdir":             "KUMA_DATAPLANE_RUNTIME_CONFIG_DIR",
+	"admin-port":          "ECSMESH_DP_ADMIN_PORT",
+	"readiness-port":      "KUMA_READINESS_PORT",
+	"log-level":           "ECSMESH_DP_LOG_LEVEL",
+	"metadata-uri":        ecsmeta.EnvURI,
+	"bootstrap-retry":     "ECSMESH_DP_BOOTSTRAP_TIMEOUT",
 }
 
 // EnvNames lists every environment variable ecsmesh-dp reads (its own and
@@ -80,7 +79,7 @@ func EnvNames() []string {
 type options struct {
 	cpAddress, authType, dataplane, dataplaneFile, proxyType string
 	vars                                                     []string
-	bindOutbounds                                            bool
+	bindOutbounds, systemCACerts                             bool
 	caCertFile, caCert, envoyBinary, serverID, workdir       string
 	envoyArgs                                                []string
 	drainTime, bootstrapTimeout                              time.Duration
@@ -113,7 +112,13 @@ func envDefault(lookup func(string) (string, bool), flag, def string) string {
 }
 
 func runCommand(ctx context.Context, stderr io.Writer, lookup func(string) (string, bool)) *cobra.Command {
-	var o options
+	cmd, _ := newRunCommand(ctx, stderr, lookup)
+	return cmd
+}
+
+// newRunCommand returns `run` and the options its flags fill.
+func newRunCommand(ctx context.Context, stderr io.Writer, lookup func(string) (string, bool)) (*cobra.Command, *options) {
+	o := &options{}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "join the mesh: log in with the task role, bootstrap and supervise Envoy",
@@ -133,19 +138,20 @@ func runCommand(ctx context.Context, stderr io.Writer, lookup func(string) (stri
 	f.StringArrayVar(&o.vars, "dataplane-var", nil, "template variable name=value; repeatable (KUMA_DATAPLANE_RUNTIME_RESOURCE_VARS, comma-separated)")
 	f.StringVar(&o.proxyType, "proxy-type", "dataplane", "dataplane, ingress or egress")
 	f.BoolVar(&o.bindOutbounds, "bind-outbounds", false, "listen on every reachable service's VIP")
-	f.StringVar(&o.caCertFile, "ca-cert-file", "", "CA certificate of the control plane (KUMA_CONTROL_PLANE_CA_CERT_FILE)")
-	f.StringVar(&o.caCert, "ca-cert", "", "CA certificate PEM of the control plane (KUMA_CONTROL_PLANE_CA_CERT)")
+	f.StringVar(&o.caCertFile, "ca-cert-file", "", "CA certificate of the control plane, its cp-ca.pem; the only CA the agent and Envoy trust for it (KUMA_CONTROL_PLANE_CA_CERT_FILE)")
+	f.StringVar(&o.caCert, "ca-cert", "", "CA certificate PEM of the control plane, instead of --ca-cert-file (KUMA_CONTROL_PLANE_CA_CERT)")
+	f.BoolVar(&o.systemCACerts, "use-system-ca-certs", false, "trust the system roots for the control plane instead of a pinned CA, for a CP certificate from a public CA (ECSMESH_DP_USE_SYSTEM_CA_CERTS)")
 	f.StringVar(&o.envoyBinary, "envoy-binary", envoy.DefaultBinary, "Envoy executable (KUMA_DATAPLANE_RUNTIME_BINARY_PATH)")
 	f.StringArrayVar(&o.envoyArgs, "envoy-arg", nil, "extra Envoy argument; repeatable")
 	f.DurationVar(&o.drainTime, "drain-time", 30*time.Second, "longest drain after SIGTERM (KUMA_DATAPLANE_DRAIN_TIME)")
 	f.DurationVar(&o.bootstrapTimeout, "bootstrap-retry", 5*time.Minute, "how long to retry /bootstrap while the control plane is unavailable")
-	f.StringVar(&o.serverID, "server-id", "ecsmesh", "signed X-Ecsmesh-Server-Id of the login (ECSMESH_AWSIAM_SERVER_ID)")
+	f.StringVar(&o.serverID, "server-id", "", "signed X-Ecsmesh-Server-Id of the login, the control plane's ECSMESH_AWSIAM_SERVER_ID; required with --auth-type aws (ECSMESH_AWSIAM_SERVER_ID)")
 	f.StringVar(&o.workdir, "workdir", filepath.Join(os.TempDir(), "ecsmesh-dp"), "where the bootstrap and token files are written")
 	f.IntVar(&o.adminPort, "admin-port", 9901, "Envoy admin port on 127.0.0.1")
 	f.IntVar(&o.readinessPort, "readiness-port", 9902, "agent readiness port on 127.0.0.1 (GET /ready; 0 disables)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.metadataURI, "metadata-uri", "", "ECS task metadata v4 endpoint (ECS_CONTAINER_METADATA_URI_V4)")
-	return cmd
+	return cmd, o
 }
 
 // fromEnv fills every flag not given on the command line from its
@@ -220,6 +226,9 @@ func (o *options) agentConfig(ctx context.Context, log *slog.Logger) (agent.Conf
 	if err := os.MkdirAll(o.workdir, 0o700); err != nil {
 		return agent.Config{}, fmt.Errorf("creating --workdir: %w", err)
 	}
+	if o.authType == agent.AuthAWS && strings.TrimSpace(o.serverID) == "" {
+		return agent.Config{}, errors.New("--server-id (ECSMESH_AWSIAM_SERVER_ID) is required with --auth-type aws: set it to the control plane's ECSMESH_AWSIAM_SERVER_ID, so a login signed for this mesh is refused by every other deployment")
+	}
 	caFile := o.caCertFile
 	if caFile == "" && o.caCert != "" {
 		caFile = filepath.Join(o.workdir, agent.CACertFile)
@@ -227,7 +236,13 @@ func (o *options) agentConfig(ctx context.Context, log *slog.Logger) (agent.Conf
 			return agent.Config{}, fmt.Errorf("writing KUMA_CONTROL_PLANE_CA_CERT: %w", err)
 		}
 	}
-	hc, err := httpClient(caFile)
+	if caFile != "" {
+		// Envoy reads the CA file from its own working directory.
+		if abs, err := filepath.Abs(caFile); err == nil {
+			caFile = abs
+		}
+	}
+	hc, err := agent.NewHTTPClient(caFile, o.systemCACerts)
 	if err != nil {
 		return agent.Config{}, err
 	}
@@ -237,7 +252,7 @@ func (o *options) agentConfig(ctx context.Context, log *slog.Logger) (agent.Conf
 	}
 	cfg := agent.Config{
 		CPURL: o.cpAddress, AuthType: o.authType, Template: tmpl, Vars: vars, ProxyType: o.proxyType,
-		BindOutbounds: o.bindOutbounds, CACertFile: caFile, HTTPClient: hc, WorkDir: o.workdir,
+		BindOutbounds: o.bindOutbounds, CACertFile: caFile, SystemCACerts: o.systemCACerts, HTTPClient: hc, WorkDir: o.workdir,
 		EnvoyBinary: o.envoyBinary, EnvoyArgs: o.envoyArgs, AdminPort: o.adminPort, DrainTime: o.drainTime,
 		BootstrapTimeout: o.bootstrapTimeout, Version: Version, Metadata: meta, Logger: log,
 		Launch: func(ctx context.Context, eo envoy.Options) (agent.Envoy, error) { return envoy.Start(ctx, eo) },
@@ -279,26 +294,6 @@ func (o *options) login(meta *ecsmeta.Client) func(context.Context) (string, err
 		}
 		return awslogin.NewLoginToken(ctx, loaded, o.serverID)
 	}
-}
-
-func httpClient(caFile string) (*http.Client, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --ca-cert-file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-cert-file %s holds no PEM certificate", caFile)
-		}
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second,
-	}}, nil
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

@@ -3,6 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,8 +18,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ecsmesh/ecsmesh/bootstrap/agent"
+	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
 )
 
 func lookupFrom(m map[string]string) func(string) (string, bool) {
@@ -130,24 +142,134 @@ func TestReadyCommand(t *testing.T) {
 }
 
 func TestRunReportsConfigurationErrors(t *testing.T) {
+	ca := writeTestCA(t)
+	// base is a configuration that passes every check but the one a row
+	// breaks.
+	base := func(extra ...string) []string {
+		return append([]string{"run", "--dataplane", "type: Dataplane", "--workdir", t.TempDir(), "--server-id", "prod-mesh", "--ca-cert-file", ca, "--metadata-uri", "http://127.0.0.1:1"}, extra...)
+	}
+	noFlag := func(args []string, flag string) []string {
+		out := []string{}
+		for i := 0; i < len(args); i++ {
+			if args[i] == flag {
+				i++
+				continue
+			}
+			out = append(out, args[i])
+		}
+		return out
+	}
 	tests := []struct {
 		args []string
 		env  map[string]string
-		want string
+		want []string
 	}{
-		{[]string{"run", "--dataplane", "type: Dataplane", "--dataplane-var", "novalue", "--workdir", t.TempDir()}, nil, "--dataplane-var"},
-		{[]string{"run", "--dataplane", "type: Dataplane", "--workdir", t.TempDir()}, nil, "ECS_CONTAINER_METADATA_URI_V4"},
-		{[]string{"run", "--dataplane", "type: Dataplane", "--workdir", t.TempDir(), "--ca-cert-file", "/nonexistent"}, nil, "--ca-cert-file"},
-		{[]string{"run", "--dataplane", "type: Dataplane", "--workdir", t.TempDir(), "--auth-type", "token", "--metadata-uri", "http://127.0.0.1:1"}, nil, "--auth-type"},
-		{[]string{"run", "--dataplane", "type: Dataplane", "--workdir", t.TempDir(), "--log-level", "loud"}, nil, "--log-level"},
+		{base("--dataplane-var", "novalue"), nil, []string{"--dataplane-var"}},
+		{noFlag(base(), "--metadata-uri"), nil, []string{"ECS_CONTAINER_METADATA_URI_V4"}},
+		{base("--ca-cert-file", "/nonexistent"), nil, []string{"--ca-cert-file"}},
+		{base("--auth-type", "token"), nil, []string{"--auth-type"}},
+		{base("--log-level", "loud"), nil, []string{"--log-level"}},
+		// Plain HTTP: logins and tokens would travel in clear.
+		{base("--cp-address", "http://ecsmesh-cp:5678"), nil, []string{"--cp-address", "https://", "tokens"}},
+		{base(), map[string]string{"KUMA_CONTROL_PLANE_URL": "http://ecsmesh-cp:5678"}, []string{"--cp-address", "KUMA_CONTROL_PLANE_URL"}},
+		// No pinned CA and no explicit choice of the system roots.
+		{noFlag(base(), "--ca-cert-file"), nil, []string{"--ca-cert-file", "--ca-cert", "--use-system-ca-certs", "ECSMESH_DP_USE_SYSTEM_CA_CERTS"}},
+		{base("--use-system-ca-certs"), nil, []string{"not both"}},
+		// The login's signed server ID must be this deployment's, never a
+		// default every deployment shares.
+		{noFlag(base(), "--server-id"), nil, []string{"--server-id", "ECSMESH_AWSIAM_SERVER_ID", "--auth-type aws"}},
 	}
 	for _, tt := range tests {
 		err := Run(context.Background(), tt.args, &bytes.Buffer{}, &bytes.Buffer{}, lookupFrom(tt.env))
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v: err = %v, want %q", tt.args, err, tt.want)
+		for _, w := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%v %v: err = %v, want %q", tt.args, tt.env, err, w)
+			}
 		}
 	}
 	if names := strings.Join(EnvNames(), " "); !strings.Contains(names, "KUMA_CONTROL_PLANE_URL") || !strings.Contains(names, "KUMA_DATAPLANE_RUNTIME_RESOURCE") {
 		t.Fatalf("EnvNames = %s", names)
+	}
+}
+
+// writeTestCA writes a self-signed CA certificate and returns its path.
+func writeTestCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CP CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "cp-ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTrustAndServerIDFromEnv: the CA, the system-roots choice and the
+// server ID reach the agent's configuration from their variables; with
+// --auth-type none no server ID is needed.
+func TestTrustAndServerIDFromEnv(t *testing.T) {
+	ca := writeTestCA(t)
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, o *options, cfg agent.Config)
+	}{
+		{"pinned CA file", nil, map[string]string{"KUMA_CONTROL_PLANE_CA_CERT_FILE": ca, "ECSMESH_AWSIAM_SERVER_ID": "prod-mesh"},
+			func(t *testing.T, o *options, cfg agent.Config) {
+				if cfg.CACertFile != ca || cfg.SystemCACerts || o.serverID != "prod-mesh" {
+					t.Errorf("CACertFile %q SystemCACerts %v serverID %q", cfg.CACertFile, cfg.SystemCACerts, o.serverID)
+				}
+			}},
+		{"system roots", nil, map[string]string{"ECSMESH_DP_USE_SYSTEM_CA_CERTS": "true", "ECSMESH_AWSIAM_SERVER_ID": "prod-mesh"},
+			func(t *testing.T, _ *options, cfg agent.Config) {
+				if cfg.CACertFile != "" || !cfg.SystemCACerts {
+					t.Errorf("CACertFile %q SystemCACerts %v", cfg.CACertFile, cfg.SystemCACerts)
+				}
+			}},
+		{"auth none needs no server ID", []string{"--auth-type", "none"}, map[string]string{"KUMA_CONTROL_PLANE_CA_CERT_FILE": ca},
+			func(t *testing.T, _ *options, cfg agent.Config) {
+				if cfg.AuthType != agent.AuthNone {
+					t.Errorf("auth type %q", cfg.AuthType)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"KUMA_DATAPLANE_RUNTIME_RESOURCE": "type: Dataplane", ecsmeta.EnvURI: "http://127.0.0.1:1", "KUMA_DATAPLANE_RUNTIME_CONFIG_DIR": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			cmd, o := newRunCommand(context.Background(), &bytes.Buffer{}, lookupFrom(env))
+			cmd.RunE = func(c *cobra.Command, _ []string) error {
+				if err := o.fromEnv(c, lookupFrom(env)); err != nil {
+					return err
+				}
+				cfg, err := o.agentConfig(context.Background(), slog.New(slog.DiscardHandler))
+				if err != nil {
+					return err
+				}
+				if _, err := agent.New(cfg); err != nil {
+					return err
+				}
+				tt.check(t, o, cfg)
+				return nil
+			}
+			cmd.SetArgs(tt.args)
+			if err := cmd.Execute(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -5,15 +5,21 @@
 // tokens Envoy reads the token from a file on every stream through the
 // envoy.grpc_credentials.file_based_metadata call credentials, so the
 // agent's refreshes take effect without a restart; otherwise the token is
-// inlined as initial gRPC metadata. Every bootstrap passes ValidateAll().
+// inlined as initial gRPC metadata. Either way Envoy checks the control
+// plane's certificate chain and its name: the static ADS cluster requires
+// the xDS host among the certificate's SANs (ServerSANMatcher) and sends it
+// as SNI when it is a name; the Google gRPC client checks the target host
+// as gRPC always does. Every bootstrap passes ValidateAll().
 package envoyconfig
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -22,6 +28,7 @@ import (
 	grpccredv3 "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -210,7 +217,8 @@ func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			AlpnProtocols: []string{"h2"},
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: p.CACertFile}},
+				TrustedCa:                 &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: p.CACertFile}},
+				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{ServerSANMatcher(p.XDSHost)},
 			}},
 		},
 	})
@@ -308,8 +316,46 @@ func validateAnys(b *bootstrapv3.Bootstrap) error {
 // sni returns host for TLS SNI, or "" for an IP address (RFC 6066 forbids
 // literal IP addresses in SNI).
 func sni(host string) string {
-	if net.ParseIP(host) != nil {
+	if _, ok := hostIP(host); ok {
 		return ""
 	}
-	return host
+	return dnsName(host)
+}
+
+// ServerSANMatcher is the check Envoy applies to the control plane's
+// certificate on the ADS connection, on top of the chain: the certificate
+// must carry host, the xDS host the agent reached the CP by, as an
+// IP_ADDRESS SAN when host is an IP address, else as a DNS SAN (exact,
+// case-insensitive; Envoy lets a wildcard SAN such as *.example.com match
+// it, like any TLS client). Without it any certificate from the trusted
+// CAs — the system roots when no CA file is given — would receive the
+// dataplane token and could serve configuration.
+func ServerSANMatcher(host string) *tlsv3.SubjectAltNameMatcher {
+	if ip, ok := hostIP(host); ok {
+		return &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_IP_ADDRESS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: ip.String()}},
+		}
+	}
+	return &tlsv3.SubjectAltNameMatcher{
+		SanType: tlsv3.SubjectAltNameMatcher_DNS,
+		Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: dnsName(host)}, IgnoreCase: true},
+	}
+}
+
+// hostIP parses host as an IP address (a zone, which no certificate
+// carries, is dropped; an IPv4-mapped IPv6 address is its IPv4 form, as
+// certificates and Envoy write it).
+func hostIP(host string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.WithZone("").Unmap(), true
+}
+
+// dnsName is host as certificates and SNI write it: lower case, without a
+// trailing dot.
+func dnsName(host string) string {
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }

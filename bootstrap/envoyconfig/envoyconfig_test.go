@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
 )
 
@@ -23,9 +25,14 @@ func TestBuild(t *testing.T) {
 			absent: []string{"staticResources", "secret-token"},
 		},
 		{
+			name:   "inline token, xDS host by name: SNI and a DNS SAN matcher",
+			p:      envoyconfig.Params{Mesh: "default", Name: "web-1", XDSHost: "cp.mesh.local", XDSPort: 5679, Token: "secret-token", CACertFile: "/etc/ecsmesh/cp-ca.pem"},
+			checks: []string{`"type": "STRICT_DNS"`, `"sni": "cp.mesh.local"`, `"sanType": "DNS"`, `"exact": "cp.mesh.local"`, `"filename": "/etc/ecsmesh/cp-ca.pem"`},
+		},
+		{
 			name:   "inline token over a static TLS cluster",
 			p:      envoyconfig.Params{Mesh: "default", Name: "web-1", XDSHost: "10.0.0.5", XDSPort: 5679, Token: "secret-token", AdminPort: 9902},
-			checks: []string{`"value": "Bearer secret-token"`, envoyconfig.ADSClusterName, `"type": "STATIC"`, envoyconfig.DefaultCABundle, `"portValue": 9902`, `"address": "10.0.0.5"`},
+			checks: []string{`"value": "Bearer secret-token"`, envoyconfig.ADSClusterName, `"type": "STATIC"`, envoyconfig.DefaultCABundle, `"portValue": 9902`, `"address": "10.0.0.5"`, `"sanType": "IP_ADDRESS"`, `"exact": "10.0.0.5"`},
 			absent: []string{"googleGrpc", `"sni"`}, // no SNI for an IP address (RFC 6066)
 		},
 	}
@@ -106,4 +113,68 @@ func normalize(t *testing.T, js []byte) string {
 // normalizeSnippet writes `"k": v` and `"k":v` the same way.
 func normalizeSnippet(s string) string {
 	return strings.NewReplacer(`": `, `":`, "  ", " ").Replace(s)
+}
+
+// TestADSClusterChecksTheServerName: the ADS cluster's TLS context must
+// require the control plane's xDS host among the certificate's SANs (a DNS
+// SAN for a name, an IP_ADDRESS SAN for an address) and send it as SNI when
+// it is a name; with only trusted_ca, any certificate from that store (the
+// system roots, by default) would receive the bearer token and serve
+// configuration.
+func TestADSClusterChecksTheServerName(t *testing.T) {
+	tests := []struct {
+		host    string
+		sanType tlsv3.SubjectAltNameMatcher_SanType
+		san     string
+		sni     string
+	}{
+		{"cp.mesh.local", tlsv3.SubjectAltNameMatcher_DNS, "cp.mesh.local", "cp.mesh.local"},
+		{"CP.Mesh.Local.", tlsv3.SubjectAltNameMatcher_DNS, "cp.mesh.local", "cp.mesh.local"},
+		{"localhost", tlsv3.SubjectAltNameMatcher_DNS, "localhost", "localhost"},
+		{"10.0.0.5", tlsv3.SubjectAltNameMatcher_IP_ADDRESS, "10.0.0.5", ""},
+		{"127.0.0.1", tlsv3.SubjectAltNameMatcher_IP_ADDRESS, "127.0.0.1", ""},
+		{"2001:DB8::0:1", tlsv3.SubjectAltNameMatcher_IP_ADDRESS, "2001:db8::1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			b, err := envoyconfig.Build(envoyconfig.Params{Mesh: "m", Name: "n", XDSHost: tt.host, XDSPort: 5679, Token: "t", CACertFile: "/ca.pem"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := envoyconfig.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := envoyconfig.Parse(js)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clusters := parsed.GetStaticResources().GetClusters()
+			if len(clusters) != 1 {
+				t.Fatalf("%d static clusters", len(clusters))
+			}
+			var up tlsv3.UpstreamTlsContext
+			if err := clusters[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+				t.Fatal(err)
+			}
+			if up.GetSni() != tt.sni {
+				t.Errorf("SNI = %q, want %q", up.GetSni(), tt.sni)
+			}
+			vc := up.GetCommonTlsContext().GetValidationContext()
+			if vc.GetTrustedCa().GetFilename() != "/ca.pem" {
+				t.Errorf("trusted CA = %q", vc.GetTrustedCa().GetFilename())
+			}
+			ms := vc.GetMatchTypedSubjectAltNames()
+			if len(ms) != 1 {
+				t.Fatalf("SAN matchers = %v, want exactly one for %s", ms, tt.host)
+			}
+			m := ms[0]
+			if m.GetSanType() != tt.sanType || m.GetMatcher().GetExact() != tt.san {
+				t.Errorf("SAN matcher = %s %q, want %s %q", m.GetSanType(), m.GetMatcher().GetExact(), tt.sanType, tt.san)
+			}
+			if tt.sanType == tlsv3.SubjectAltNameMatcher_DNS && !m.GetMatcher().GetIgnoreCase() {
+				t.Error("DNS SAN matcher is case-sensitive; DNS names are not")
+			}
+		})
+	}
 }

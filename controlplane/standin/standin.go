@@ -2,7 +2,8 @@
 // (the local run and its end-to-end test): it reads the Envoy bootstrap the
 // agent wrote, opens the ADS stream Envoy would open (same node, same TLS
 // trust, same token — re-read from the token file for each stream, as
-// file_based_metadata does), ACKs or NACKs like Envoy, serves the admin
+// file_based_metadata does; the certificate checked with the bootstrap's
+// CA and SAN matchers, as Envoy checks it), ACKs or NACKs like Envoy, serves the admin
 // endpoints the agent uses (/ready, /drain_listeners), and writes every
 // resource it holds to a JSON file in the shape of `ecsmesh-cp inspect`.
 package standin
@@ -40,10 +41,14 @@ var Types = []string{adsclient.ListenerType, adsclient.ClusterType, adsclient.En
 type ADS struct {
 	// Address is host:port.
 	Address string
-	// ServerName is the TLS server name (SNI).
+	// ServerName is the TLS server name (SNI); "" sends none.
 	ServerName string
-	// CAFile is the trusted CA bundle.
+	// CAFile is the trusted CA bundle ("" = the system roots).
 	CAFile string
+	// SANs are the names the server's certificate must carry (one is
+	// enough): the ADS cluster's match_typed_subject_alt_names, or the
+	// Google gRPC target's host, which gRPC checks.
+	SANs []*tlsv3.SubjectAltNameMatcher
 	// Token is an inline bearer token; TokenFile a file holding it.
 	Token     string
 	TokenFile string
@@ -93,13 +98,24 @@ func FromBootstrap(b *bootstrapv3.Bootstrap) (Config, error) {
 					return c, fmt.Errorf("standin: ADS cluster TLS: %w", err)
 				}
 				c.ADS.ServerName = up.GetSni()
-				c.ADS.CAFile = up.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename()
+				vc := up.GetCommonTlsContext().GetValidationContext()
+				c.ADS.CAFile = vc.GetTrustedCa().GetFilename()
+				c.ADS.SANs = vc.GetMatchTypedSubjectAltNames()
 			}
 		}
 	case svc.GetGoogleGrpc() != nil:
 		g := svc.GetGoogleGrpc()
 		c.ADS.Address = g.GetTargetUri()
 		c.ADS.CAFile = g.GetChannelCredentials().GetSslCredentials().GetRootCerts().GetFilename()
+		host, _, err := net.SplitHostPort(c.ADS.Address)
+		if err != nil {
+			return c, fmt.Errorf("standin: ADS target %q: %w", c.ADS.Address, err)
+		}
+		c.ADS.ServerName = host
+		if net.ParseIP(host) != nil {
+			c.ADS.ServerName = ""
+		}
+		c.ADS.SANs = []*tlsv3.SubjectAltNameMatcher{envoyconfig.ServerSANMatcher(host)}
 		for _, cc := range g.GetCallCredentials() {
 			p := cc.GetFromPlugin()
 			if p == nil || p.GetName() != envoyconfig.FileBasedMetadata {
@@ -118,8 +134,13 @@ func FromBootstrap(b *bootstrapv3.Bootstrap) (Config, error) {
 	if c.ADS.Token == "" && c.ADS.TokenFile == "" {
 		return c, errors.New("standin: the bootstrap carries no ADS token")
 	}
-	if c.ADS.ServerName == "" {
-		c.ADS.ServerName, _, _ = net.SplitHostPort(c.ADS.Address)
+	if len(c.ADS.SANs) == 0 {
+		return c, errors.New("standin: the ADS cluster's TLS context has no SAN matcher (match_typed_subject_alt_names): any certificate from its CAs could serve the configuration")
+	}
+	for _, m := range c.ADS.SANs {
+		if err := supportedSAN(m); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }
@@ -200,19 +221,33 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
+// tlsConfig verifies the server as Envoy does: the chain against the
+// bootstrap's CA (the system roots without one), then its SANs against the
+// bootstrap's matchers. Go's own name check is off because the SNI may be
+// empty (an IP host) and the matchers, not the SNI, decide.
 func (c Config) tlsConfig() (*tls.Config, error) {
-	if c.ADS.CAFile == "" {
-		return &tls.Config{ServerName: c.ADS.ServerName, MinVersion: tls.VersionTLS12}, nil
+	var pool *x509.CertPool // nil: the system roots
+	if c.ADS.CAFile != "" {
+		pemBytes, err := os.ReadFile(c.ADS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("standin: reading the CA bundle the bootstrap names: %w", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("standin: %s holds no PEM certificate", c.ADS.CAFile)
+		}
 	}
-	pemBytes, err := os.ReadFile(c.ADS.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("standin: reading the CA bundle the bootstrap names: %w", err)
+	if len(c.ADS.SANs) == 0 {
+		return nil, errors.New("standin: no SAN matcher for the ADS server")
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("standin: %s holds no PEM certificate", c.ADS.CAFile)
-	}
-	return &tls.Config{RootCAs: pool, ServerName: c.ADS.ServerName, MinVersion: tls.VersionTLS12}, nil
+	sans := c.ADS.SANs
+	return &tls.Config{
+		ServerName: c.ADS.ServerName, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: true, // verified below, chain and SANs
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyServer(cs.PeerCertificates, pool, sans)
+		},
+	}, nil
 }
 
 func serveAdmin(ctx context.Context, port int, ready *sync.Map) (func(), error) {
