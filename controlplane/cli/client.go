@@ -30,7 +30,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte) ([]by
 	if err != nil {
 		return nil, fmt.Errorf("building request to %s: %w", c.base, err)
 	}
-	if body != nil {
+	if method != http.MethodGet && method != http.MethodHead {
+		// YAML is a superset of JSON; the admin API refuses writes of any
+		// type a browser could send cross-origin.
 		req.Header.Set("Content-Type", "application/yaml")
 	}
 	if c.token != "" {
