@@ -389,6 +389,9 @@ func (h *handler) inspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := h.o.Inspector.InspectDataplane(r.Context(), mesh, name)
+	if err == nil {
+		err = unredacted(out)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"bytes"
+	"errors"
 	"mime"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
@@ -102,4 +105,16 @@ func loopbackOrigin(origin string) bool {
 		return false
 	}
 	return loopbackHost(u.Host)
+}
+
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
+
+// unredacted refuses inspect output that holds a PEM private key or a
+// JWT: the Inspector redacts them, and the admin API does not trust that
+// blindly (the output lands in terminals, tickets and CI logs).
+func unredacted(out []byte) error {
+	if bytes.Contains(out, []byte("PRIVATE KEY")) || jwtRE.Match(out) {
+		return errors.New("admin: the xDS view holds key material; refusing to show it")
+	}
+	return nil
 }

@@ -1,13 +1,17 @@
 package admin
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 )
 
 // allowAll is what a hostile web page would write: every service may
@@ -158,6 +162,32 @@ func TestLoopbackNames(t *testing.T) {
 	} {
 		if got := loopbackOrigin(origin); got != want {
 			t.Errorf("loopbackOrigin(%q) = %v, want %v", origin, got, want)
+		}
+	}
+}
+
+type leakyInspector string
+
+func (l leakyInspector) InspectDataplane(context.Context, string, string) ([]byte, error) {
+	return []byte(l), nil
+}
+
+// TestInspectNeverServesKeyMaterial: whatever the Inspector returns, the
+// admin API does not serve a private key or a JWT.
+func TestInspectNeverServesKeyMaterial(t *testing.T) {
+	for out, want := range map[string]int{
+		`{"version":"1","resources":{"s":[{"privateKey":"-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----"}]}}`: 500,
+		`{"version":"1","resources":{"e":[{"value":"{\"token\":\"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\"}"}]}}`:              500,
+		`{"version":"1","resources":{"e":[{"value":"{\"token\":\"[redacted JWT; expires 2030-01-01T00:00:00Z]\"}"}]}}`:           200,
+	} {
+		s := memory.New(nil)
+		srv := httptest.NewServer(Handler(Options{Manager: manager.New(s), Inspector: leakyInspector(out)}))
+		do(t, "PUT", srv.URL+"/meshes/default", "", `{}`)
+		do(t, "PUT", srv.URL+"/meshes/default/dataplanes/web-1", "", dp)
+		status, body := do(t, "GET", srv.URL+"/meshes/default/dataplanes/web-1/xds", "", "")
+		srv.Close()
+		if status != want || want != 200 && (strings.Contains(body, "PRIVATE") || strings.Contains(body, "eyJ")) {
+			t.Errorf("inspect of %s: %d %s, want %d", out, status, body, want)
 		}
 	}
 }
