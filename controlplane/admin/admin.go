@@ -17,7 +17,9 @@
 //
 // When a token is configured every resource route requires
 // "Authorization: Bearer <token>", compared in constant time; /ready,
-// /metrics and /.well-known/* stay open.
+// /metrics and /.well-known/* stay open. Without a token (loopback only)
+// every request must name a loopback Host and carry no foreign Origin.
+// Writes must carry a JSON or YAML body type (see guard).
 package admin
 
 import (
@@ -113,7 +115,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /{kind}/{name}", h.authed(h.getGlobal))
 	mux.HandleFunc("PUT /{kind}/{name}", h.authed(h.putGlobal))
 	mux.HandleFunc("DELETE /{kind}/{name}", h.authed(h.deleteGlobal))
-	return mux
+	return guard(o.Token == "", mux)
 }
 
 type handler struct {
@@ -387,6 +389,9 @@ func (h *handler) inspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := h.o.Inspector.InspectDataplane(r.Context(), mesh, name)
+	if err == nil {
+		err = unredacted(out)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -36,6 +36,11 @@ type Config struct {
 	// AdminToken is the bearer token of the admin API (ECSMESH_ADMIN_TOKEN);
 	// required when AdminAddr is not loopback.
 	AdminToken string `json:"-"`
+	// AdminTLSCertFile and AdminTLSKeyFile serve the admin API with this
+	// certificate (ECSMESH_ADMIN_TLS_CERT_FILE, ECSMESH_ADMIN_TLS_KEY_FILE);
+	// see AdminTLS.
+	AdminTLSCertFile string `json:"adminTlsCertFile,omitempty"`
+	AdminTLSKeyFile  string `json:"adminTlsKeyFile,omitempty"`
 	// DataDir holds the SQLite file and local keys (ECSMESH_DATA_DIR).
 	DataDir string `json:"dataDir"`
 	// TLSCertFile and TLSKeyFile, when set, serve the API and xDS with this
@@ -200,6 +205,14 @@ func (c *Config) setSource(field, src string) {
 		c.sources = map[string]string{}
 	}
 	c.sources[field] = src
+}
+
+// AdminTLS reports whether the admin API serves HTTPS: always when it
+// listens off loopback (its token must not cross the network in clear),
+// and on loopback when it is given a certificate. Without
+// ECSMESH_ADMIN_TLS_* it presents the API's certificate.
+func (c *Config) AdminTLS() bool {
+	return !IsLoopback(c.AdminAddr) || c.AdminTLSCertFile != ""
 }
 
 // IsLoopback reports whether a listen address binds only loopback.

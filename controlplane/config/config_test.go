@@ -32,6 +32,7 @@ func TestLoadRefusesAndNamesTheVariable(t *testing.T) {
 		{"auth none on all interfaces", map[string]string{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE": "none"}, []string{"ECSMESH_API_ADDR: must be a loopback address", "ECSMESH_XDS_ADDR: must be a loopback address"}},
 		{"unknown proxy type", map[string]string{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE": "k8s"}, []string{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE: must be aws-iam or none"}},
 		{"admin exposed without token", map[string]string{"ECSMESH_ADMIN_ADDR": "0.0.0.0:5681"}, []string{"ECSMESH_ADMIN_TOKEN: must be set"}},
+		{"admin certificate without key", map[string]string{"ECSMESH_ADMIN_TLS_CERT_FILE": "/etc/admin.pem"}, []string{"ECSMESH_ADMIN_TLS_CERT_FILE: ECSMESH_ADMIN_TLS_CERT_FILE and ECSMESH_ADMIN_TLS_KEY_FILE must be set together"}},
 		{"bad account", map[string]string{"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "123456789012, 42"}, []string{`KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS: entry 1 must be a 12-digit AWS account ID, got "42"`}},
 		{"bad tls mode", map[string]string{"KUMA_STORE_TYPE": "postgres", "KUMA_STORE_POSTGRES_TLS_MODE": "on"}, []string{"KUMA_STORE_POSTGRES_TLS_MODE"}},
 		{"every problem at once", map[string]string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "80", "KUMA_STORE_TYPE": "etcd"}, []string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT", "KUMA_STORE_TYPE"}},
@@ -101,5 +102,25 @@ func TestCrossAccountRoleName(t *testing.T) {
 	_, err = Load(Flags{}, env(map[string]string{"ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME": "arn:aws:iam::123456789012:role/x"}))
 	if err == nil || !strings.Contains(err.Error(), "ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME: must be an IAM role name") {
 		t.Fatalf("an ARN was accepted: %v", err)
+	}
+}
+
+func TestAdminTLS(t *testing.T) {
+	for _, tc := range []struct {
+		addr, cert string
+		want       bool
+	}{
+		{"127.0.0.1:5681", "", false},
+		{"localhost:5681", "", false},
+		{"[::1]:5681", "", false},
+		{"127.0.0.1:5681", "/etc/admin.pem", true},
+		{"0.0.0.0:5681", "", true},
+		{":5681", "", true},
+		{"10.0.0.5:5681", "", true},
+	} {
+		c := Config{AdminAddr: tc.addr, AdminTLSCertFile: tc.cert}
+		if got := c.AdminTLS(); got != tc.want {
+			t.Errorf("AdminTLS(%s, cert %q) = %v, want %v", tc.addr, tc.cert, got, tc.want)
+		}
 	}
 }

@@ -52,6 +52,8 @@ var envVars = []envVar{
 	{"ECSMESH_XDS_ADDR", "xdsAddr", str(func(c *Config) *string { return &c.XDSAddr })},
 	{"ECSMESH_ADMIN_ADDR", "adminAddr", str(func(c *Config) *string { return &c.AdminAddr })},
 	{"ECSMESH_ADMIN_TOKEN", "adminToken", str(func(c *Config) *string { return &c.AdminToken })},
+	{"ECSMESH_ADMIN_TLS_CERT_FILE", "adminTlsCertFile", str(func(c *Config) *string { return &c.AdminTLSCertFile })},
+	{"ECSMESH_ADMIN_TLS_KEY_FILE", "adminTlsKeyFile", str(func(c *Config) *string { return &c.AdminTLSKeyFile })},
 	{"ECSMESH_DATA_DIR", "dataDir", str(func(c *Config) *string { return &c.DataDir })},
 	{"ECSMESH_LOG_LEVEL", "logLevel", str(func(c *Config) *string { return &c.LogLevel })},
 	{"ECSMESH_INSTANCE_ID", "instanceId", str(func(c *Config) *string { return &c.InstanceID })},

@@ -49,6 +49,9 @@ func (c *Config) Validate() *validation.Error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		add("tlsCertFile", "KUMA_GENERAL_TLS_CERT_FILE", "KUMA_GENERAL_TLS_CERT_FILE and KUMA_GENERAL_TLS_KEY_FILE must be set together")
 	}
+	if (c.AdminTLSCertFile == "") != (c.AdminTLSKeyFile == "") {
+		add("adminTlsCertFile", "ECSMESH_ADMIN_TLS_CERT_FILE", "ECSMESH_ADMIN_TLS_CERT_FILE and ECSMESH_ADMIN_TLS_KEY_FILE must be set together")
+	}
 	for _, f := range []struct{ field, env, v string }{
 		{"filterWasmPath", "ECSMESH_FILTER_WASM_PATH", c.FilterWasmPath},
 		{"filterGoPath", "ECSMESH_FILTER_GO_PATH", c.FilterGoPath},

@@ -109,6 +109,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	adminTLS, err := s.adminTLS(tlsCfg)
+	if err != nil {
+		return err
+	}
 	lns, err := s.listen()
 	if err != nil {
 		return err
@@ -139,11 +143,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	xdsCtx, stopXDS := context.WithCancel(ctx)
 	defer stopXDS()
-	serve("admin", func() error { return adminSrv.Serve(lns.admin) })
+	serve("admin", func() error {
+		if adminTLS != nil {
+			return adminSrv.Serve(tls.NewListener(lns.admin, adminTLS))
+		}
+		return adminSrv.Serve(lns.admin)
+	})
 	serve("api", func() error { return apiSrv.Serve(tls.NewListener(lns.api, tlsCfg)) })
 	serve("xDS", func() error { return xdsSrv.Serve(xdsCtx, lns.xds) })
 	a := s.Addrs()
-	s.log.Info("admin API listening", "addr", a.Admin)
+	s.log.Info("admin API listening", "addr", a.Admin, "scheme", map[bool]string{false: "http", true: "https"}[adminTLS != nil])
 	s.log.Info("sidecar API listening (HTTPS)", "addr", a.API)
 	s.log.Info("ADS listening (gRPC, TLS)", "addr", a.XDS)
 	close(s.ready)
@@ -255,6 +264,8 @@ func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
 			Rotator:   rotator{ca: s.ca, tokens: s.tokens},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake errors (scanners, plain-HTTP clients) are noise.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
 

@@ -76,6 +76,9 @@ func start(t *testing.T, cfg config.Config) running {
 func (r running) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+r.srv.Addrs().Admin+path, strings.NewReader(body))
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/yaml")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

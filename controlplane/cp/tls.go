@@ -59,7 +59,7 @@ func (s *Server) serverTLS(ctx context.Context) (*tls.Config, []byte, error) {
 		names = append(names, host)
 	}
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
-	for _, addr := range []string{s.cfg.APIAddr, s.cfg.XDSAddr} {
+	for _, addr := range []string{s.cfg.APIAddr, s.cfg.XDSAddr, s.cfg.AdminAddr} {
 		if h, _, err := net.SplitHostPort(addr); err == nil {
 			if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
 				ips = append(ips, ip)
@@ -90,6 +90,25 @@ func (s *Server) serverTLS(ctx context.Context) (*tls.Config, []byte, error) {
 	}
 	cert := tls.Certificate{Certificate: [][]byte{der, caCert.Raw}, PrivateKey: leafKey}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, []byte(ca.CertPEM), nil
+}
+
+// adminTLS returns the admin API's TLS configuration, nil for plain HTTP
+// (loopback without ECSMESH_ADMIN_TLS_*): the files of
+// ECSMESH_ADMIN_TLS_CERT_FILE/KEY_FILE when given, else api, the sidecar
+// API's (KUMA_GENERAL_TLS_* or one from the CP's own CA, which cp-ca.pem
+// lets ecsmesh-cp trust).
+func (s *Server) adminTLS(api *tls.Config) (*tls.Config, error) {
+	if !s.cfg.AdminTLS() {
+		return nil, nil
+	}
+	if s.cfg.AdminTLSCertFile == "" {
+		return api, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.AdminTLSCertFile, s.cfg.AdminTLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading ECSMESH_ADMIN_TLS_CERT_FILE/KEY_FILE: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func loadOrCreateCA(ctx context.Context, st store.Store) (cpCA, error) {

@@ -24,6 +24,9 @@ func (c *adminClient) do(ctx context.Context, method, path, body string) (int, [
 	if err != nil {
 		return 0, nil, err
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/yaml") // the admin API refuses other write types
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("devdemo: the admin API at %s: %w", c.base, err)

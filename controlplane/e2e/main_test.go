@@ -233,6 +233,9 @@ func httpDo(method, u, body string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/yaml") // the admin API refuses other write types
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err
