@@ -19,9 +19,6 @@ import (
 // environment a local agent needs (one KEY=VALUE per line, shell-sourceable).
 const DevEnvFile = "dev.env"
 
-// DevServerID is the X-Ecsmesh-Server-Id of the local run.
-const DevServerID = "ecsmesh-dev"
-
 func newDevCmd(env Env) *cobra.Command {
 	dev := &cobra.Command{Use: "dev", Short: "run the mesh on one machine with a local AWS emulation"}
 	dev.AddCommand(newDevRunCmd(env), newDevEnvoyCmd(env), newDevDemoCmd(env))
@@ -63,6 +60,10 @@ func devRun(ctx context.Context, env Env, f devRunFlags) error {
 		return fmt.Errorf("dev run: creating %s: %w", f.dataDir, err)
 	}
 	dataDir, _ := filepath.Abs(f.dataDir)
+	serverID, err := devcloud.ServerID(dataDir)
+	if err != nil {
+		return fmt.Errorf("dev run: %w", err)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("dev run: finding ecsmesh-cp: %w", err)
@@ -73,7 +74,7 @@ func devRun(ctx context.Context, env Env, f devRunFlags) error {
 		"ECSMESH_API_ADDR="+f.apiAddr,
 		"ECSMESH_XDS_ADDR="+f.xdsAddr,
 		"ECSMESH_ADMIN_ADDR="+f.adminAddr,
-		"ECSMESH_AWSIAM_SERVER_ID="+DevServerID,
+		"ECSMESH_AWSIAM_SERVER_ID="+serverID,
 		"KUMA_STORE_TYPE=sqlite",
 	)
 	child := exec.CommandContext(ctx, self, "run")
@@ -85,7 +86,7 @@ func devRun(ctx context.Context, env Env, f devRunFlags) error {
 		return fmt.Errorf("dev run: starting the control plane: %w", err)
 	}
 	envFile := filepath.Join(dataDir, DevEnvFile)
-	if err := writeDevEnv(envFile, cloud, f); err != nil {
+	if err := writeDevEnv(envFile, cloud, f, serverID); err != nil {
 		return err
 	}
 	fprintf(env.Stdout, `
@@ -96,11 +97,12 @@ ecsmesh is running locally.
   local AWS      %s  (STS, IAM, ECS, Route53 zone %s = %s, task metadata)
   state          %s (SQLite; a second make run reuses it)
   agent env      %s
+  server ID      %s  (ECSMESH_AWSIAM_SERVER_ID, unique to this state directory)
 
 Next: in another terminal, run "make demo" (two sidecars, web and redis),
 or apply resources:  build/ecsmesh-cp apply -f FILE
 Ctrl-C stops everything.
-`, f.adminAddr, f.apiAddr, filepath.Join(dataDir, "cp-ca.pem"), f.xdsAddr, cloud.URL(), devcloud.DefaultDomain, cloud.ZoneID(), dataDir, envFile)
+`, f.adminAddr, f.apiAddr, filepath.Join(dataDir, "cp-ca.pem"), f.xdsAddr, cloud.URL(), devcloud.DefaultDomain, cloud.ZoneID(), dataDir, envFile, serverID)
 	err = child.Wait()
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return nil
@@ -111,8 +113,8 @@ Ctrl-C stops everything.
 	return nil
 }
 
-func writeDevEnv(path string, cloud *devcloud.Cloud, f devRunFlags) error {
+func writeDevEnv(path string, cloud *devcloud.Cloud, f devRunFlags, serverID string) error {
 	return cloud.WriteEnvFile(path, devcloud.EnvFile{
-		AdminURL: "http://" + f.adminAddr, APIURL: "https://" + f.apiAddr, ServerID: DevServerID,
+		AdminURL: "http://" + f.adminAddr, APIURL: "https://" + f.apiAddr, ServerID: serverID,
 	})
 }

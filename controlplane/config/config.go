@@ -87,6 +87,10 @@ type Postgres struct {
 	DBName   string `json:"dbName"`
 	// TLSMode is Kuma's: disable, verifyNone, verifyCa, verifyFull.
 	TLSMode string `json:"tlsMode"`
+	// CAPath is a PEM file of the CAs that verify the server with verifyCa
+	// and verifyFull, e.g. the RDS global bundle
+	// (KUMA_STORE_POSTGRES_TLS_CA_PATH; default: the system's roots).
+	CAPath string `json:"tlsCaPath,omitempty"`
 	// Schema keeps ecsmesh's tables in one schema (created if missing), so
 	// that one database can hold several installations
 	// (ECSMESH_STORE_POSTGRES_SCHEMA; default: the user's search_path).
@@ -103,7 +107,9 @@ type Auth struct {
 	// AuthorizedAccountIDs may log in (KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS).
 	AuthorizedAccountIDs []string `json:"authorizedAccountIds"`
 	// ServerID is the signed X-Ecsmesh-Server-Id value required in logins
-	// (ECSMESH_AWSIAM_SERVER_ID).
+	// (ECSMESH_AWSIAM_SERVER_ID). No default: with aws-iam it must be set to
+	// a value unique to this deployment, shared by the CP and its sidecars,
+	// so that a login signed for another deployment is refused here.
 	ServerID string `json:"serverId"`
 	// VerifyECSTask also proves the task with ecs:DescribeTasks
 	// (ECSMESH_AWSIAM_VERIFY_ECS_TASK).
@@ -156,7 +162,7 @@ func Default() Config {
 		FilterWasmPath: "/etc/ecsmesh/ecsmesh-filter.wasm",
 		FilterGoPath:   "/etc/ecsmesh/ecsmesh-filter.so",
 		Store:          Store{Type: StoreSQLite, Postgres: Postgres{Host: "127.0.0.1", Port: 5432, User: "postgres", DBName: "ecsmesh", TLSMode: "disable"}},
-		Auth:           Auth{ProxyType: AuthAWSIAM, ServerID: "ecsmesh"},
+		Auth:           Auth{ProxyType: AuthAWSIAM},
 		DNS: DNS{
 			Domain:               "mesh.local",
 			ServiceCIDR:          "127.1.0.0/16",
@@ -182,6 +188,9 @@ func (c *Config) PostgresDSN() string {
 		mode = "disable"
 	}
 	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s", quoteDSN(p.Host), p.Port, quoteDSN(p.User), quoteDSN(p.DBName), mode)
+	if p.CAPath != "" && (mode == "verify-ca" || mode == "verify-full") {
+		dsn += " sslrootcert=" + quoteDSN(p.CAPath)
+	}
 	if p.Password != "" {
 		dsn += " password=" + quoteDSN(p.Password)
 	}

@@ -7,8 +7,19 @@ import (
 	"testing"
 )
 
+// testServerID is a server ID unique to these tests.
+const testServerID = "config-test-3f9a1c"
+
+// env looks up m, with a valid server ID unless m sets one (tests of
+// other settings must not trip over the server ID check).
 func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		if !ok && k == "ECSMESH_AWSIAM_SERVER_ID" {
+			return testServerID, true
+		}
+		return v, ok
+	}
 }
 
 func TestLoadRefusesAndNamesTheVariable(t *testing.T) {
@@ -35,6 +46,10 @@ func TestLoadRefusesAndNamesTheVariable(t *testing.T) {
 		{"admin certificate without key", map[string]string{"ECSMESH_ADMIN_TLS_CERT_FILE": "/etc/admin.pem"}, []string{"ECSMESH_ADMIN_TLS_CERT_FILE: ECSMESH_ADMIN_TLS_CERT_FILE and ECSMESH_ADMIN_TLS_KEY_FILE must be set together"}},
 		{"bad account", map[string]string{"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "123456789012, 42"}, []string{`KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS: entry 1 must be a 12-digit AWS account ID, got "42"`}},
 		{"bad tls mode", map[string]string{"KUMA_STORE_TYPE": "postgres", "KUMA_STORE_POSTGRES_TLS_MODE": "on"}, []string{"KUMA_STORE_POSTGRES_TLS_MODE"}},
+		{"server ID unset", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": ""}, []string{"ECSMESH_AWSIAM_SERVER_ID: must be set", "openssl rand -hex 16", "its sidecars"}},
+		{"server ID blank", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": "  "}, []string{"ECSMESH_AWSIAM_SERVER_ID: must be set"}},
+		{"server ID shared by every deployment", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": "ecsmesh"}, []string{`ECSMESH_AWSIAM_SERVER_ID: must not be "ecsmesh"`, "replayed", "openssl rand -hex 16"}},
+		{"server ID shared, other case", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": " ECSMESH "}, []string{`ECSMESH_AWSIAM_SERVER_ID: must not be "ecsmesh"`}},
 		{"every problem at once", map[string]string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "80", "KUMA_STORE_TYPE": "etcd"}, []string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT", "KUMA_STORE_TYPE"}},
 	}
 	for _, tt := range tests {
@@ -49,6 +64,31 @@ func TestLoadRefusesAndNamesTheVariable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServerIDHasNoSharedDefault: with IAM login and no server ID given, the
+// CP must not start with a value every deployment shares (a login signed
+// for one deployment would replay at every other for 15 minutes).
+func TestServerIDHasNoSharedDefault(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	c, err := Load(Flags{}, none)
+	if err == nil {
+		t.Fatalf("the CP starts with IAM login and server ID %q that nobody chose", c.Auth.ServerID)
+	}
+	if !strings.Contains(err.Error(), "ECSMESH_AWSIAM_SERVER_ID") {
+		t.Errorf("error %q does not name ECSMESH_AWSIAM_SERVER_ID", err)
+	}
+	// Without IAM login there is no login to replay.
+	if _, err := Load(Flags{}, env(map[string]string{
+		"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE": "none", "ECSMESH_AWSIAM_SERVER_ID": "",
+		"ECSMESH_API_ADDR": "127.0.0.1:5678", "ECSMESH_XDS_ADDR": "127.0.0.1:5679",
+	})); err != nil {
+		t.Errorf("proxy type none needs no server ID: %v", err)
+	}
+	c, err = Load(Flags{}, env(map[string]string{"ECSMESH_AWSIAM_SERVER_ID": "prod-7c1e"}))
+	if err != nil || c.Auth.ServerID != "prod-7c1e" {
+		t.Errorf("a chosen server ID: %q, %v", c.Auth.ServerID, err)
 	}
 }
 

@@ -72,6 +72,7 @@ var envVars = []envVar{
 	{"KUMA_STORE_POSTGRES_PASSWORD", "store.postgres.password", str(func(c *Config) *string { return &c.Store.Postgres.Password })},
 	{"KUMA_STORE_POSTGRES_DB_NAME", "store.postgres.dbName", str(func(c *Config) *string { return &c.Store.Postgres.DBName })},
 	{"KUMA_STORE_POSTGRES_TLS_MODE", "store.postgres.tlsMode", str(func(c *Config) *string { return &c.Store.Postgres.TLSMode })},
+	{"KUMA_STORE_POSTGRES_TLS_CA_PATH", "store.postgres.tlsCaPath", str(func(c *Config) *string { return &c.Store.Postgres.CAPath })},
 	{"ECSMESH_STORE_POSTGRES_SCHEMA", "store.postgres.schema", str(func(c *Config) *string { return &c.Store.Postgres.Schema })},
 	{"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE", "auth.proxyType", str(func(c *Config) *string { return &c.Auth.ProxyType })},
 	{"KUMA_DP_SERVER_AUTHN_ENABLE_RELOADABLE_TOKENS", "auth.reloadableTokens", boolean(func(c *Config) *bool { return &c.Auth.ReloadableTokens })},

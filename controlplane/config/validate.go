@@ -1,9 +1,11 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 
@@ -17,6 +19,29 @@ var (
 	loopback8  = netip.MustParsePrefix("127.0.0.0/8")
 	roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 )
+
+// checkCAPath returns what is wrong with the PostgreSQL CA file, if any.
+func checkCAPath(p Postgres) string {
+	if p.CAPath == "" {
+		return ""
+	}
+	if p.TLSMode != "verifyCa" && p.TLSMode != "verifyFull" {
+		return fmt.Sprintf("is only used with KUMA_STORE_POSTGRES_TLS_MODE=verifyCa or verifyFull, not %q; use verifyFull so that the store (which holds every CA and signing key) is reached only through a server certificate of that CA naming KUMA_STORE_POSTGRES_HOST", p.TLSMode)
+	}
+	data, err := os.ReadFile(p.CAPath)
+	if err != nil {
+		return fmt.Sprintf("cannot read %s: %v", p.CAPath, err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Sprintf("holds no PEM certificate: %s (for RDS: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)", p.CAPath)
+	}
+	return ""
+}
+
+// sharedServerID is the server ID every deployment used to default to.
+const sharedServerID = "ecsmesh"
+
+const chooseServerID = "choose a value unique to this control plane, e.g. a random one (openssl rand -hex 16), and give the same value to its sidecars (ECSMESH_AWSIAM_SERVER_ID or --server-id of ecsmesh-dp)"
 
 // Validate returns every problem of c, each named by the variable (or
 // flag, or config key) that set it.
@@ -84,6 +109,9 @@ func (c *Config) Validate() *validation.Error {
 		default:
 			add("store.postgres.tlsMode", "KUMA_STORE_POSTGRES_TLS_MODE", "must be disable, verifyNone, verifyCa or verifyFull")
 		}
+		if msg := checkCAPath(p); msg != "" {
+			add("store.postgres.tlsCaPath", "KUMA_STORE_POSTGRES_TLS_CA_PATH", msg)
+		}
 	default:
 		add("store.type", "KUMA_STORE_TYPE", fmt.Sprintf("must be sqlite, postgres or memory, got %q", c.Store.Type))
 	}
@@ -101,8 +129,13 @@ func (c *Config) Validate() *validation.Error {
 	if n := c.Auth.CrossAccountRoleName; n != "" && !roleNameRE.MatchString(n) {
 		add("auth.crossAccountRoleName", "ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME", fmt.Sprintf("must be an IAM role name (not an ARN), got %q", n))
 	}
-	if c.Auth.ProxyType == AuthAWSIAM && strings.TrimSpace(c.Auth.ServerID) == "" {
-		add("auth.serverId", "ECSMESH_AWSIAM_SERVER_ID", "must not be empty")
+	if c.Auth.ProxyType == AuthAWSIAM {
+		switch id := strings.TrimSpace(c.Auth.ServerID); {
+		case id == "":
+			add("auth.serverId", "ECSMESH_AWSIAM_SERVER_ID", "must be set with KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE=aws-iam: "+chooseServerID)
+		case strings.EqualFold(id, sharedServerID):
+			add("auth.serverId", "ECSMESH_AWSIAM_SERVER_ID", fmt.Sprintf("must not be %q, the old default every deployment shared: a login signed for another ecsmesh deployment could be replayed here; %s", sharedServerID, chooseServerID))
+		}
 	}
 
 	if !domainRE.MatchString(c.DNS.Domain) {

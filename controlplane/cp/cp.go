@@ -48,6 +48,9 @@ type Server struct {
 	mu    sync.Mutex
 	addrs Addrs
 	ready chan struct{}
+
+	// apiLimits and adminLimits bound the sidecar and admin API servers.
+	apiLimits, adminLimits httpLimits
 }
 
 // New opens the store and prepares the servers; Run starts them.
@@ -61,9 +64,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if cfg.Auth.ProxyType == config.AuthAWSIAM && len(cfg.Auth.AuthorizedAccountIDs) == 0 {
 		log.Warn("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS is empty: every sidecar login will be refused (account_not_allowed) until you list the AWS accounts allowed to join")
 	}
-	if cfg.Auth.ProxyType == config.AuthAWSIAM && cfg.Auth.ServerID == config.Default().Auth.ServerID {
-		log.Warn("ECSMESH_AWSIAM_SERVER_ID is the default; set a value unique to this control plane so logins signed for another service cannot be replayed here", "default", cfg.Auth.ServerID)
-	}
 	tokens, err := token.New(token.Config{Store: st, Logger: log.With("component", "token")})
 	if err != nil {
 		st.Close()
@@ -74,7 +74,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		st.Close()
 		return nil, fmt.Errorf("starting mesh CA: %w", err)
 	}
-	return &Server{cfg: cfg, log: log, store: st, reg: reg, tokens: tokens, ca: authority, ready: make(chan struct{})}, nil
+	return &Server{cfg: cfg, log: log, store: st, reg: reg, tokens: tokens, ca: authority, ready: make(chan struct{}),
+		apiLimits: apiLimits, adminLimits: adminLimits}, nil
 }
 
 // Tokens returns the token issuer (dataplane tokens, JWT-SVIDs, JWKS).
@@ -247,12 +248,12 @@ func (s *Server) apiServer(ctx context.Context, tlsCfg *tls.Config) *http.Server
 	for pattern, h := range s.apiHandlers(ctx) {
 		mux.Handle(pattern, h)
 	}
-	return &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	return s.apiLimits.apply(&http.Server{Handler: mux, TLSConfig: tlsCfg})
 }
 
 // adminServer is the admin API.
 func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
-	return &http.Server{
+	return s.adminLimits.apply(&http.Server{
 		Handler: admin.Handler(admin.Options{
 			Manager:   manager.New(s.store, hostnameCheck),
 			Logger:    s.log,
@@ -263,10 +264,9 @@ func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
 			Inspector: inspector,
 			Rotator:   rotator{ca: s.ca, tokens: s.tokens},
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
 		// TLS handshake errors (scanners, plain-HTTP clients) are noise.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	})
 }
 
 // register adds collectors to the CP's registry; a clash is logged, not fatal.

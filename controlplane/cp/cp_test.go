@@ -22,7 +22,7 @@ func testConfig(t *testing.T, env map[string]string) config.Config {
 	t.Helper()
 	base := map[string]string{
 		"ECSMESH_API_ADDR": "127.0.0.1:0", "ECSMESH_XDS_ADDR": "127.0.0.1:0", "ECSMESH_ADMIN_ADDR": "127.0.0.1:0",
-		"ECSMESH_DATA_DIR": t.TempDir(),
+		"ECSMESH_DATA_DIR": t.TempDir(), "ECSMESH_AWSIAM_SERVER_ID": "cp-test-" + t.Name(),
 	}
 	for k, v := range env {
 		base[k] = v
@@ -39,13 +39,17 @@ type running struct {
 	stop func()
 }
 
-func start(t *testing.T, cfg config.Config) running {
+// start runs a CP; each setup func may adjust the Server before Run.
+func start(t *testing.T, cfg config.Config, setup ...func(*Server)) running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(srv)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()

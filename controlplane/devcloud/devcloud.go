@@ -7,6 +7,8 @@ package devcloud
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -276,6 +279,9 @@ type EnvFile struct {
 // line: the CP's URLs and, per service, its agent's AWS environment
 // prefixed with the upper-cased service name (WEB_AWS_REGION=...).
 func (c *Cloud) WriteEnvFile(path string, e EnvFile) error {
+	if strings.TrimSpace(e.ServerID) == "" {
+		return errors.New("devcloud: the env file needs the CP's server ID (ECSMESH_AWSIAM_SERVER_ID): agents sign it into their logins")
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by ecsmesh-cp dev run; the environment of local agents\n")
 	fmt.Fprintf(&b, "ECSMESH_DEV_AWS_URL=%s\n", c.URL())
@@ -303,6 +309,52 @@ func (c *Cloud) WriteEnvFile(path string, e EnvFile) error {
 		return fmt.Errorf("devcloud: writing %s: %w", path, err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// ServerIDFile holds the server ID of a local run under its data directory.
+const ServerIDFile = "dev-server-id"
+
+// ServerID returns the X-Ecsmesh-Server-Id of the local run whose state is
+// dataDir: read from dataDir/ServerIDFile, or, on the first run, a new
+// random one written there (0600), so that each data directory has its
+// own ID and keeps it across restarts.
+func ServerID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, ServerIDFile)
+	for range 2 {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			id := strings.TrimSpace(string(data))
+			if id == "" {
+				return "", fmt.Errorf("devcloud: %s is empty; delete it to get a new server ID", path)
+			}
+			return id, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("devcloud: reading the server ID: %w", err)
+		}
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("devcloud: generating a server ID: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue // another run created it first: read that one
+		}
+		if err != nil {
+			return "", fmt.Errorf("devcloud: writing the server ID: %w", err)
+		}
+		id := "ecsmesh-dev-" + hex.EncodeToString(b)
+		_, err = f.WriteString(id + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(path)
+			return "", fmt.Errorf("devcloud: writing the server ID: %w", err)
+		}
+		return id, nil
+	}
+	return "", fmt.Errorf("devcloud: cannot settle on a server ID in %s", path)
 }
 
 // Records renders the zone's records, one per line, sorted.

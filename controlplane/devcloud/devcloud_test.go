@@ -1,6 +1,8 @@
 package devcloud
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,5 +33,67 @@ func TestAgentCredentialsThroughTheRealSDK(t *testing.T) {
 	}
 	if len(c.Records()) != 0 {
 		t.Errorf("a new zone holds records: %v", c.Records())
+	}
+}
+
+// TestServerIDIsUniquePerDataDir: every local run gets its own server ID
+// (a login signed for one cannot be replayed at another), kept across
+// restarts of the same data directory.
+func TestServerIDIsUniquePerDataDir(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	idA, err := ServerID(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ServerID(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB, err := ServerID(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idA != again {
+		t.Errorf("the server ID changed across restarts of one data dir: %q then %q", idA, again)
+	}
+	if idA == idB {
+		t.Errorf("two data dirs share server ID %q", idA)
+	}
+	for _, id := range []string{idA, idB} {
+		if len(id) < 32 || strings.EqualFold(id, "ecsmesh") || strings.ContainsAny(id, " \t\r\n") {
+			t.Errorf("server ID %q is not a long random word", id)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(a, ServerIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", ServerIDFile, fi.Mode().Perm())
+	}
+	if err := os.WriteFile(filepath.Join(b, ServerIDFile), []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := ServerID(b); err == nil {
+		t.Errorf("an empty %s gave server ID %q", ServerIDFile, id)
+	}
+}
+
+func TestEnvFileNeedsAServerID(t *testing.T) {
+	c, err := Start(t.Context(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	path := filepath.Join(t.TempDir(), "dev.env")
+	if err := c.WriteEnvFile(path, EnvFile{AdminURL: "http://a", APIURL: "https://b"}); err == nil {
+		t.Fatal("an env file without a server ID was written")
+	}
+	if err := c.WriteEnvFile(path, EnvFile{AdminURL: "http://a", APIURL: "https://b", ServerID: "dev-1234"}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(data), "\nECSMESH_AWSIAM_SERVER_ID=dev-1234\n") {
+		t.Fatalf("env file: %s %v", data, err)
 	}
 }

@@ -70,6 +70,9 @@ func New(o Options) (*Demo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devdemo: %w (is `make run` up?)", err)
 	}
+	if env["ECSMESH_AWSIAM_SERVER_ID"] == "" {
+		return nil, fmt.Errorf("devdemo: %s lacks ECSMESH_AWSIAM_SERVER_ID, the server ID agents sign into their logins (restart `make run` to rewrite it)", filepath.Join(o.DataDir, "dev.env"))
+	}
 	if o.AdminURL == "" {
 		o.AdminURL = env["ECSMESH_DEV_ADMIN_URL"]
 	}

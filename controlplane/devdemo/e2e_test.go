@@ -150,13 +150,17 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 	}
 	defer cloud.Close()
 	dataDir := t.TempDir()
+	serverID, err := devcloud.ServerID(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	admin, api, xds := freePort(t), freePort(t), freePort(t)
 	env := append(cloud.CPEnv(),
 		"ECSMESH_DATA_DIR="+dataDir, "ECSMESH_API_ADDR="+api, "ECSMESH_XDS_ADDR="+xds, "ECSMESH_ADMIN_ADDR="+admin,
-		"ECSMESH_AWSIAM_SERVER_ID=ecsmesh-e2e", "KUMA_STORE_TYPE=sqlite")
+		"ECSMESH_AWSIAM_SERVER_ID="+serverID, "KUMA_STORE_TYPE=sqlite")
 	cp := startCP(t, env, admin)
 	if err := cloud.WriteEnvFile(filepath.Join(dataDir, "dev.env"), devcloud.EnvFile{
-		AdminURL: "http://" + admin, APIURL: "https://" + api, ServerID: "ecsmesh-e2e",
+		AdminURL: "http://" + admin, APIURL: "https://" + api, ServerID: serverID,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,8 @@ func startCP(t *testing.T, name string, env []string) *cpProcess {
 		"ECSMESH_API_ADDR=127.0.0.1:0",
 		"ECSMESH_XDS_ADDR=127.0.0.1:0",
 		"ECSMESH_ADMIN_ADDR=127.0.0.1:0",
+		// One server ID per test, shared by its replicas; env may override.
+		"ECSMESH_AWSIAM_SERVER_ID=ecsmesh-e2e-"+t.Name(),
 	)
 	full = append(full, env...)
 	cmd := exec.Command(cpBinary, "run")

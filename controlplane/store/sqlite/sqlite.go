@@ -4,7 +4,9 @@
 // The file is opened in WAL mode with a busy timeout, and every transaction
 // begins IMMEDIATE, so concurrent writers (goroutines or processes) wait for
 // each other instead of failing. The schema is migrated on Open from
-// embedded, ordered SQL files recorded in schema_migrations.
+// embedded, ordered SQL files recorded in schema_migrations. The file and
+// its -wal and -shm companions are the owner's only (FileMode, 0600): they
+// hold every private key of the mesh.
 //
 // Watchers of a Store hear its own commits at once (in-process hub). Other
 // Store instances on the same file — another process, or a second Open in
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +105,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("sqlite: opening %q: a file path is required", path)
 	}
+	if err := ownerOnly(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -134,6 +140,36 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		done: make(chan struct{}), lastPurge: cfg.now()}
 	go s.pollChanges(pollCtx, last)
 	return s, nil
+}
+
+// FileMode is the mode of the database file and its -wal and -shm files:
+// they hold every private key of the mesh.
+const FileMode = 0o600
+
+// ownerOnly creates the database file with FileMode if it is missing (SQLite
+// gives its -wal and -shm files the database file's mode) and tightens an
+// existing file and companions to FileMode.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return fmt.Errorf("sqlite: creating %s: %w", path, err)
+	}
+	_ = f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if fi.Mode().Perm()&^FileMode != 0 {
+			if err := os.Chmod(p, FileMode); err != nil {
+				return fmt.Errorf("sqlite: %s has mode %04o and cannot be made %04o (it holds the mesh's private keys): %w", p, fi.Mode().Perm(), FileMode, err)
+			}
+		}
+	}
+	return nil
 }
 
 func newOrigin() (string, error) {
