@@ -142,6 +142,7 @@ func TestCLIWithACPOffLoopback(t *testing.T) {
 	env := map[string]string{
 		"ECSMESH_API_ADDR": "127.0.0.1:0", "ECSMESH_XDS_ADDR": "127.0.0.1:0", "ECSMESH_ADMIN_ADDR": "0.0.0.0:0",
 		"ECSMESH_ADMIN_TOKEN": testToken, "ECSMESH_DATA_DIR": dataDir, "KUMA_STORE_TYPE": "memory",
+		"ECSMESH_AWSIAM_SERVER_ID": "cp-cli-test",
 	}
 	cfg, err := config.Load(config.Flags{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
