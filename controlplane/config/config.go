@@ -119,6 +119,14 @@ type Auth struct {
 	// roles there (ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME). Empty: task
 	// roles must be in the CP's own account.
 	CrossAccountRoleName string `json:"crossAccountRoleName,omitempty"`
+	// AllowAnyServiceTag lets a role tagged kuma.io/service "*" serve any
+	// service (ECSMESH_AWSIAM_ALLOW_ANY_SERVICE_TAG; default false).
+	AllowAnyServiceTag bool `json:"allowAnyServiceTag,omitempty"`
+	// LoginsPerSecond and LoginBurst bound IAM logins per source address
+	// before the CP calls STS (ECSMESH_AWSIAM_LOGINS_PER_SECOND, default
+	// 5; ECSMESH_AWSIAM_LOGIN_BURST, default 50).
+	LoginsPerSecond int `json:"loginsPerSecond,omitempty"`
+	LoginBurst      int `json:"loginBurst,omitempty"`
 }
 
 // DNS configures hostnames and VIPs.

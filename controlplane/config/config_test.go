@@ -164,3 +164,14 @@ func TestAdminTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestLoginLimitsAndServiceWildcard(t *testing.T) {
+	c, err := Load(Flags{}, env(map[string]string{"ECSMESH_AWSIAM_LOGINS_PER_SECOND": "2", "ECSMESH_AWSIAM_LOGIN_BURST": "9", "ECSMESH_AWSIAM_ALLOW_ANY_SERVICE_TAG": "true"}))
+	if err != nil || c.Auth.LoginsPerSecond != 2 || c.Auth.LoginBurst != 9 || !c.Auth.AllowAnyServiceTag {
+		t.Fatalf("%+v %v", c.Auth, err)
+	}
+	_, err = Load(Flags{}, env(map[string]string{"ECSMESH_AWSIAM_LOGINS_PER_SECOND": "-1", "ECSMESH_AWSIAM_LOGIN_BURST": "-3"}))
+	if err == nil || !strings.Contains(err.Error(), "ECSMESH_AWSIAM_LOGINS_PER_SECOND: must be 0") || !strings.Contains(err.Error(), "ECSMESH_AWSIAM_LOGIN_BURST: must be 0") {
+		t.Fatalf("negative limits: %v", err)
+	}
+}

@@ -129,6 +129,12 @@ func (c *Config) Validate() *validation.Error {
 	if n := c.Auth.CrossAccountRoleName; n != "" && !roleNameRE.MatchString(n) {
 		add("auth.crossAccountRoleName", "ECSMESH_AWSIAM_CROSS_ACCOUNT_ROLE_NAME", fmt.Sprintf("must be an IAM role name (not an ARN), got %q", n))
 	}
+	if c.Auth.LoginsPerSecond < 0 {
+		add("auth.loginsPerSecond", "ECSMESH_AWSIAM_LOGINS_PER_SECOND", fmt.Sprintf("must be 0 (default 5) or more, got %d", c.Auth.LoginsPerSecond))
+	}
+	if c.Auth.LoginBurst < 0 {
+		add("auth.loginBurst", "ECSMESH_AWSIAM_LOGIN_BURST", fmt.Sprintf("must be 0 (default 50) or more, got %d", c.Auth.LoginBurst))
+	}
 	if c.Auth.ProxyType == AuthAWSIAM {
 		switch id := strings.TrimSpace(c.Auth.ServerID); {
 		case id == "":

@@ -50,15 +50,17 @@ func (s *Server) sidecarRoutes(ctx context.Context) (map[string]http.Handler, er
 		}
 		accounts := &auth.Accounts{Config: awsCfg, ReaderRole: s.cfg.Auth.CrossAccountRoleName}
 		verifier, err = auth.New(auth.Config{
-			Logger:          s.log.With("component", "auth"),
-			IAM:             accounts.IAM(),
-			ECS:             accounts.ECS(),
-			Store:           s.store,
-			Tokens:          s.tokens,
-			AllowedAccounts: s.cfg.Auth.AuthorizedAccountIDs,
-			ServerID:        s.cfg.Auth.ServerID,
-			STSEndpoint:     os.Getenv("AWS_ENDPOINT_URL_STS"),
-			VerifyECSTask:   s.cfg.Auth.VerifyECSTask,
+			Logger:             s.log.With("component", "auth"),
+			IAM:                accounts.IAM(),
+			ECS:                accounts.ECS(),
+			Store:              s.store,
+			Tokens:             s.tokens,
+			AllowedAccounts:    s.cfg.Auth.AuthorizedAccountIDs,
+			ServerID:           s.cfg.Auth.ServerID,
+			STSEndpoint:        os.Getenv("AWS_ENDPOINT_URL_STS"),
+			VerifyECSTask:      s.cfg.Auth.VerifyECSTask,
+			AllowAnyServiceTag: s.cfg.Auth.AllowAnyServiceTag,
+			LoginRate:          auth.RateLimit{PerSecond: float64(s.cfg.Auth.LoginsPerSecond), Burst: s.cfg.Auth.LoginBurst},
 		})
 		if err != nil {
 			return nil, err
