@@ -35,8 +35,10 @@ func (f *fakeTokens) IssueJWTSVID(_ context.Context, mesh string, id spiffeid.ID
 	return fmt.Sprintf("h.%d.s", f.n), f.now().Add(time.Hour), nil
 }
 
-func (f *fakeTokens) MeshJWKS(context.Context, string) ([]byte, error) { return []byte(`{"keys":[]}`), nil }
-func (f *fakeTokens) JWTSVIDIssuer() string                           { return "test" }
+func (f *fakeTokens) MeshJWKS(context.Context, string) ([]byte, error) {
+	return []byte(`{"keys":[]}`), nil
+}
+func (f *fakeTokens) JWTSVIDIssuer() string { return "test" }
 
 type fakeCA struct{}
 
