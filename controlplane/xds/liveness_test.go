@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/store/pgtest"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/postgres"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
+	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 )
 
@@ -39,6 +41,10 @@ func replica(t *testing.T, st store.Store, id string, mod func(*Options)) *harne
 	if err != nil {
 		t.Fatal(err)
 	}
+	alloc, err := vip.NewAllocator(st, []netip.Prefix{netip.MustParsePrefix("127.1.0.0/16")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +58,7 @@ func replica(t *testing.T, st store.Store, id string, mod func(*Options)) *harne
 			t.Errorf("Serve %s: %v", id, err)
 		}
 	})
-	return &harness{t: t, tokens: tokens, srv: srv, addr: ln.Addr().String(), client: clientTLS}
+	return &harness{t: t, tokens: tokens, srv: srv, addr: ln.Addr().String(), client: clientTLS, alloc: alloc}
 }
 
 func put(t *testing.T, st store.Store, kind, mesh, name, doc string) {
