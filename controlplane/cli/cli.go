@@ -54,7 +54,7 @@ func newRoot(env Env) *cobra.Command {
 	}
 	g.token, _ = env.Lookup("ECSMESH_ADMIN_TOKEN")
 	root.PersistentFlags().StringVar(&g.api, "api", defAPI, "admin API URL (env ECSMESH_API)")
-	root.AddCommand(newRunCmd(env), newApplyCmd(g, env), newGetCmd(g, env), newDeleteCmd(g, env), newInspectCmd(g, env), newRotateCmd(g, env), newDevCmd(env))
+	root.AddCommand(newRunCmd(env), newApplyCmd(g, env), newGetCmd(g, env), newDeleteCmd(g, env), newInspectCmd(g, env), newRotateCmd(g, env), newRevokeCmd(g, env), newDevCmd(env))
 	return root
 }
 

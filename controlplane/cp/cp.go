@@ -290,3 +290,10 @@ func (r rotator) RotateCA(ctx context.Context, mesh string) error { return r.ca.
 func (r rotator) RotateSigningKeys(ctx context.Context, mesh string) ([]string, error) {
 	return r.tokens.RotateKeys(ctx, mesh)
 }
+
+var _ admin.Revoker = rotator{}
+
+// RevokeDataplane lets the admin API revoke a Dataplane's tokens.
+func (r rotator) RevokeDataplane(ctx context.Context, mesh, name string) (time.Time, error) {
+	return r.tokens.RevokeDataplane(ctx, mesh, name)
+}
