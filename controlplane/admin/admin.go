@@ -14,6 +14,7 @@
 //	GET    /meshes/{mesh}/dataplanes/{name}/xds  current xDS resources
 //	POST   /meshes/{mesh}/rotate/ca              new root; old one trusted until its leaves expire
 //	POST   /meshes/{mesh}/rotate/signing-keys    new token and JWT-SVID keys; old ones verify until their tokens expire
+//	POST   /meshes/{mesh}/dataplanes/{name}/revoke  end the Dataplane's tokens and streams now
 //
 // When a token is configured every resource route requires
 // "Authorization: Bearer <token>", compared in constant time; /ready,
