@@ -206,14 +206,28 @@ func (i *Issuer) put(ck cacheKey, ks *keySet) {
 }
 
 // RotateKeys gives mesh new dataplane-token and JWT-SVID signing keys. The
-// previous keys keep verifying (and stay in the JWKS) for MaxTokenTTL plus
-// a few minutes, until every token they signed has expired. It returns the
-// new key IDs. Run it under the CA rotation lease when replicas share a
-// store; concurrent rotations are safe but may rotate twice.
+// previous JWT-SVID key keeps verifying (and stays in the JWKS) for
+// MaxTokenTTL plus a few minutes, until every token it signed has
+// expired; the previous dataplane-token key only for the mesh's token TTL
+// plus a minute of skew (the longest life of a dataplane token it
+// signed), which also cuts short keys retired earlier under a longer TTL.
+// It returns the new key IDs. Run it under the CA rotation lease when
+// replicas share a store; concurrent rotations are safe but may rotate
+// twice.
 func (i *Issuer) RotateKeys(ctx context.Context, mesh string) ([]string, error) {
+	dpWindow := MaxTokenTTL + retireSkew
+	if m, err := i.mesh(ctx, mesh); err == nil {
+		dpWindow = min(m.TokenTTL(), MaxTokenTTL) + retireSkew
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	var kids []string
 	for _, p := range []Purpose{KeyDataplaneToken, KeyJWTSVID} {
-		kid, err := rotateKeyRecord(ctx, i.store, mesh, p, i.now())
+		window := MaxTokenTTL + retireSlack
+		if p == KeyDataplaneToken {
+			window = dpWindow
+		}
+		kid, err := rotateKeyRecord(ctx, i.store, mesh, p, i.now(), window)
 		if err != nil {
 			return kids, err
 		}

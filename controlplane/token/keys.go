@@ -38,13 +38,19 @@ const (
 )
 
 // MaxTokenTTL caps the lifetime of every token this package signs. A
-// retired key stays valid for verification for MaxTokenTTL plus
-// retireSlack, so that every token it signed expires first.
+// retired JWT-SVID key stays valid for verification for MaxTokenTTL plus
+// retireSlack, so that every token it signed expires first; a retired
+// dataplane-token key only for its mesh's token TTL plus retireSkew.
 const MaxTokenTTL = 24 * time.Hour
 
 // retireSlack covers clock skew, verification leeway and replicas whose
 // cache still signs with a key another replica just retired.
 const retireSlack = 5 * time.Minute
+
+// retireSkew is what a retired dataplane-token key verifies beyond the
+// mesh's token TTL: the verification leeway, and the cache age of a
+// replica that still signs with the key until it re-reads the record.
+const retireSkew = Leeway + cacheMaxAge
 
 // keyDoc is the JSON document of a SigningKey record.
 type keyDoc struct {
@@ -204,9 +210,11 @@ func ensureKeyRecord(ctx context.Context, s store.Store, mesh string, p Purpose,
 }
 
 // rotateKeyRecord makes a new current key for (mesh, purpose), retires the
-// previous one (kept for verification for MaxTokenTTL + retireSlack) and
-// drops retired keys past their verification window.
-func rotateKeyRecord(ctx context.Context, s store.Store, mesh string, p Purpose, now time.Time) (string, error) {
+// previous one (kept for verification for window: the longest life of a
+// token it may have signed, plus skew), shortens the windows of keys
+// retired earlier to window from their retirement, and drops retired keys
+// past their verification window.
+func rotateKeyRecord(ctx context.Context, s store.Store, mesh string, p Purpose, now time.Time, window time.Duration) (string, error) {
 	key := store.Key{Kind: KindSigningKey, Mesh: mesh, Name: string(p)}
 	for attempt := 0; attempt < 5; attempt++ {
 		rec, err := s.Get(ctx, key)
@@ -235,8 +243,11 @@ func rotateKeyRecord(ctx context.Context, s store.Store, mesh string, p Purpose,
 		keys := []storedKey{sk}
 		for i, old := range doc.Keys {
 			if i == 0 {
-				retired, until := now.UTC(), now.Add(MaxTokenTTL+retireSlack).UTC()
+				retired, until := now.UTC(), now.Add(window).UTC()
 				old.RetiredAt, old.VerifyUntil = &retired, &until
+			} else if old.RetiredAt != nil && (old.VerifyUntil == nil || old.RetiredAt.Add(window).Before(*old.VerifyUntil)) {
+				until := old.RetiredAt.Add(window).UTC()
+				old.VerifyUntil = &until
 			}
 			if old.VerifyUntil != nil && !now.Before(*old.VerifyUntil) {
 				continue

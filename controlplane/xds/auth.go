@@ -21,26 +21,52 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
 
+// closeCause is why the server ends a stream: the gRPC code the client
+// gets, the reason counted in ecsmesh_xds_streams_closed_by_cp_total and
+// the message.
+type closeCause struct {
+	code   codes.Code
+	reason string
+	msg    string
+}
+
+func (c *closeCause) Error() string { return c.msg }
+
 // Reasons a stream is closed by the server.
 var (
-	errTokenExpired     = errors.New("xds: dataplane token expired; reconnect with a fresh one")
-	errDataplaneDeleted = errors.New("xds: dataplane deleted")
-	errShutdown         = errors.New("xds: server shutting down")
+	errTokenExpired     = &closeCause{codes.Unauthenticated, closedExpired, "xds: dataplane token expired; reconnect with a fresh one"}
+	errDataplaneDeleted = &closeCause{codes.PermissionDenied, closedDeleted, "xds: dataplane deleted"}
+	errTokenRevoked     = &closeCause{codes.Unauthenticated, refusedRevoked, "xds: the dataplane token was revoked; log in again"}
+	errRoleRevoked      = &closeCause{codes.PermissionDenied, closedRoleRevoked, "xds: the IAM role of the dataplane token no longer owns this Dataplane"}
 )
+
+// bindingBroken is the cause of closing a stream whose token no longer
+// matches its Dataplane (reason: refusedSPIFFEMismatch, ...).
+func bindingBroken(reason string) *closeCause {
+	return &closeCause{codes.PermissionDenied, reason, "xds: the dataplane token does not match the stored Dataplane (" + reason + "); log in again"}
+}
 
 // stream is one authenticated ADS stream.
 type stream struct {
 	id     int64
 	claims token.DataplaneClaims
 	nodeID string // set by the first request, fixed afterwards
+	bind   bool   // the node asked for every VIP listener
+	ctx    context.Context
 	cancel context.CancelCauseFunc
 }
+
+// close ends the stream with cause, once.
+func (st *stream) close(c *closeCause) { st.cancel(c) }
 
 type streamKey struct{}
 
 // authedStream carries the verified claims and lets the server end the
 // stream: RecvMsg returns as soon as the stream's context ends, which ends
-// go-control-plane's loop and so the RPC.
+// go-control-plane's loop and so the RPC, and SendMsg refuses to send
+// anything once it has ended. The server ends a stream before it
+// installs resources that stream must not receive (another identity), so
+// a response computed from them never reaches the wire.
 type authedStream struct {
 	grpc.ServerStream
 	ctx context.Context
@@ -57,6 +83,13 @@ func (a *authedStream) RecvMsg(m any) error {
 	case <-a.ctx.Done():
 		return context.Cause(a.ctx)
 	}
+}
+
+func (a *authedStream) SendMsg(m any) error {
+	if a.ctx.Err() != nil {
+		return context.Cause(a.ctx)
+	}
+	return a.ServerStream.SendMsg(m)
 }
 
 // authenticate is the stream interceptor: every stream is refused unless
@@ -83,22 +116,17 @@ func (s *Server) authenticate(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	ctx, cancel := context.WithCancelCause(ss.Context())
 	defer cancel(nil)
-	st := &stream{claims: claims, cancel: cancel}
+	st := &stream{claims: claims, ctx: ctx, cancel: cancel}
 	ctx = context.WithValue(ctx, streamKey{}, st)
 	if !claims.ExpiresAt.IsZero() {
 		t := time.AfterFunc(claims.ExpiresAt.Sub(s.o.Now())+token.Leeway, func() { cancel(errTokenExpired) })
 		defer t.Stop()
 	}
 	err = handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		code, reason := codes.Unauthenticated, "token_expired"
-		if errors.Is(cause, errDataplaneDeleted) {
-			code, reason = codes.PermissionDenied, "dataplane_deleted"
-		} else if errors.Is(cause, errShutdown) {
-			code, reason = codes.Unavailable, "shutdown"
-		}
-		s.metrics.closed.WithLabelValues(reason).Inc()
-		return status.Error(code, cause.Error())
+	var cc *closeCause
+	if errors.As(context.Cause(ctx), &cc) {
+		s.metrics.closed.WithLabelValues(cc.reason).Inc()
+		return status.Error(cc.code, cc.msg)
 	}
 	return err
 }
@@ -168,13 +196,19 @@ func (s *Server) onOpen(ctx context.Context, id int64, _ string) error {
 }
 
 // onRequest checks the node ID against the token on every request that
-// carries a node, and registers the stream's node on the first one.
+// carries a node, and on the first one binds the stream to its node: the
+// token must match the stored Dataplane and not be revoked. It runs
+// before go-control-plane opens the request's watch, so a refused stream
+// is sent nothing.
 func (s *Server) onRequest(id int64, node *corev3.Node) error {
 	s.mu.Lock()
 	st := s.streams[id]
 	s.mu.Unlock()
 	if st == nil {
 		return status.Error(codes.Unauthenticated, "xds: unauthenticated stream")
+	}
+	if st.ctx.Err() != nil {
+		return context.Cause(st.ctx) // closed: no new watch
 	}
 	if node == nil {
 		if st.nodeID == "" {
@@ -183,7 +217,8 @@ func (s *Server) onRequest(id int64, node *corev3.Node) error {
 		}
 		return nil
 	}
-	want := NodeID(st.claims.Mesh, st.claims.Name)
+	mesh, name := st.claims.Mesh, st.claims.Name
+	want := NodeID(mesh, name)
 	if node.GetId() != want {
 		s.metrics.refused.WithLabelValues(refusedNodeMismatch).Inc()
 		s.log.Warn("xds: stream refused", "reason", refusedNodeMismatch, "node", node.GetId(), "token", want)
@@ -192,23 +227,12 @@ func (s *Server) onRequest(id int64, node *corev3.Node) error {
 	if st.nodeID != "" {
 		return nil
 	}
-	if _, ok := s.cache.view(want); !ok {
-		s.metrics.refused.WithLabelValues(refusedNotStored).Inc()
-		return status.Errorf(codes.NotFound, "xds: dataplane %s/%s is not stored", st.claims.Mesh, st.claims.Name)
+	if err := s.bindStream(st, want, bindOutbounds(node)); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	st.nodeID = want
-	first := len(s.byNode[want]) == 0
-	if s.byNode[want] == nil {
-		s.byNode[want] = map[int64]*stream{}
-	}
-	s.byNode[want][id] = st
-	s.mu.Unlock()
 	ctx := context.Background()
-	if first {
-		if err := s.connect(ctx, st.claims.Mesh, st.claims.Name, bindOutbounds(node)); err != nil {
-			s.log.Error("xds: recording session", "node", want, "err", err)
-		}
+	if err := s.syncSession(ctx, mesh, name); err != nil {
+		s.log.Error("xds: recording session", "node", want, "err", err)
 	}
 	if err := s.ensureIdentity(ctx, want); err != nil {
 		s.metrics.refused.WithLabelValues(refusedNoIdentity).Inc()
@@ -240,7 +264,7 @@ func (s *Server) onClosed(id int64) {
 		return
 	}
 	s.cache.releaseIdentity(st.nodeID)
-	if err := s.disconnect(context.Background(), st.claims.Mesh, st.claims.Name); err != nil {
+	if err := s.syncSession(context.Background(), st.claims.Mesh, st.claims.Name); err != nil {
 		s.log.Error("xds: recording disconnect", "node", st.nodeID, "err", err)
 	}
 }
@@ -255,7 +279,7 @@ func (s *Server) closeNodes(ids []string, reason string) {
 	for _, id := range ids {
 		for _, st := range s.byNode[id] {
 			s.log.Info("xds: closing stream", "node", id, "reason", reason)
-			st.cancel(errDataplaneDeleted)
+			st.close(errDataplaneDeleted)
 		}
 	}
 }

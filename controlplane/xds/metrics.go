@@ -10,6 +10,30 @@ const (
 	refusedNotStored    = "dataplane_not_found"
 	refusedNoNode       = "no_node"
 	refusedNoIdentity   = "identity_unavailable"
+	// The token does not match the stored Dataplane (also counted in
+	// ecsmesh_xds_streams_closed_by_cp_total when a rebuild breaks the
+	// binding of an open stream).
+	refusedSPIFFEMismatch    = "spiffe_id_mismatch"
+	refusedProxyTypeMismatch = "proxy_type_mismatch"
+	refusedOwnerMismatch     = "owner_mismatch"
+	refusedRevoked           = "token_revoked"
+)
+
+// Reasons a stream is closed, counted in
+// ecsmesh_xds_streams_closed_by_cp_total (besides the binding reasons
+// above).
+const (
+	closedDeleted     = "dataplane_deleted"
+	closedExpired     = "token_expired"
+	closedShutdown    = "shutdown"
+	closedRoleRevoked = "role_revoked"
+)
+
+// Results of a role re-check, counted in ecsmesh_xds_role_rechecks_total.
+const (
+	recheckOK          = "ok"
+	recheckRevoked     = "revoked"
+	recheckUnavailable = "unavailable"
 )
 
 // metrics are the xDS server's Prometheus collectors.
@@ -17,6 +41,7 @@ type metrics struct {
 	refused *prometheus.CounterVec
 	nacks   *prometheus.CounterVec
 	closed  *prometheus.CounterVec
+	recheck *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -31,8 +56,12 @@ func newMetrics() *metrics {
 		}, []string{"type"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecsmesh_xds_streams_closed_by_cp_total",
-			Help: "Streams the CP closed, by reason (dataplane or mesh deleted, token expired).",
+			Help: "Streams the CP closed, by reason (dataplane or mesh deleted, token expired or revoked, binding to the Dataplane broken, role revoked).",
 		}, []string{"reason"}),
+		recheck: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_xds_role_rechecks_total",
+			Help: "Periodic re-checks of the IAM role of open streams, by result (ok, revoked: stream closed, unavailable: IAM unreachable, stream kept).",
+		}, []string{"result"}),
 	}
 }
 
@@ -48,7 +77,7 @@ func (s *Server) Collectors() []prometheus.Collector {
 		}
 	}
 	return []prometheus.Collector{
-		s.metrics.refused, s.metrics.nacks, s.metrics.closed,
+		s.metrics.refused, s.metrics.nacks, s.metrics.closed, s.metrics.recheck,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_streams", Help: "Open ADS streams on this replica."},
 			count(func() int { return len(s.streams) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_dataplanes_connected", Help: "Dataplanes with an ADS stream on this replica."},

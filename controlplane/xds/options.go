@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
+	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
@@ -39,6 +41,19 @@ type CertificateAuthority interface {
 	IssueX509SVID(ctx context.Context, mesh string, id spiffeid.ID) (*ca.SVID, error)
 	// Bundle returns the mesh's trust bundle.
 	Bundle(ctx context.Context, mesh string) (*ca.Bundle, error)
+}
+
+// RoleChecker re-checks, while a stream is open, that the IAM role its
+// dataplane token was issued to still owns the Dataplane: the role exists
+// with the same RoleId and its tags still allow this Dataplane.
+// *auth.Verifier implements it.
+//
+// Recheck returns nil when the role still may hold the stream. An error
+// whose Temporary() reports true means IAM could not be asked: the stream
+// stays (logged and counted). Any other error closes the stream
+// PermissionDenied (reason role_revoked).
+type RoleChecker interface {
+	Recheck(ctx context.Context, c token.DataplaneClaims, dp *resource.Dataplane) error
 }
 
 // Store record kinds the xDS server owns.
@@ -105,7 +120,15 @@ type Options struct {
 	// SyncInterval paces the sweeper, certificate renewal checks and JWKS
 	// refresh (default 5 s).
 	SyncInterval time.Duration
+	// RoleChecker re-checks the role of every open stream each
+	// RecheckInterval; nil: no re-check (logins without IAM).
+	RoleChecker RoleChecker
+	// RecheckInterval paces RoleChecker (default and maximum 5 min).
+	RecheckInterval time.Duration
 }
+
+// MaxRecheckInterval is the default and longest RecheckInterval.
+const MaxRecheckInterval = 5 * time.Minute
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Store == nil || o.Tokens == nil || o.CA == nil {
@@ -134,6 +157,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = 5 * time.Second
+	}
+	switch {
+	case o.RecheckInterval == 0:
+		o.RecheckInterval = MaxRecheckInterval
+	case o.RecheckInterval < 0 || o.RecheckInterval > MaxRecheckInterval:
+		return o, fmt.Errorf("xds: RecheckInterval %s out of range (0, %s]", o.RecheckInterval, MaxRecheckInterval)
 	}
 	return o, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/controlplane/token"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 )
 
@@ -27,12 +29,28 @@ type Server struct {
 	log   *slog.Logger
 	cache *meshCache
 
+	// session names this process in its heartbeat and session entries.
+	session string
+
 	mu      sync.Mutex
 	streams map[int64]*stream
 	byNode  map[string]map[int64]*stream
 	running bool
 	loaded  chan struct{}
 	timers  map[string]*time.Timer
+
+	// bindMu serializes binding a stream to its node with rebuilds, which
+	// check the node's streams before installing its new resources. It is
+	// taken before mu.
+	bindMu sync.Mutex
+	// bindings are what the tokens of each node's streams must match, by
+	// mesh and name; revoked holds revocations by node ID.
+	bindings map[string]map[string]binding
+	revoked  map[string]time.Time
+	// rechecking is set while a round of role re-checks runs; background
+	// tracks it.
+	rechecking atomic.Bool
+	background sync.WaitGroup
 	// sent counts bytes of responses, for benchmarks and metrics.
 	sent    sentCounter
 	metrics *metrics
@@ -52,8 +70,9 @@ func NewServer(o Options) (*Server, error) {
 	}
 	return &Server{
 		o: o, log: o.Logger.With("component", "xds", "replica", o.InstanceID), cache: newMeshCache(),
-		streams: map[int64]*stream{}, byNode: map[string]map[int64]*stream{}, loaded: make(chan struct{}),
+		session: randomID(), streams: map[int64]*stream{}, byNode: map[string]map[int64]*stream{}, loaded: make(chan struct{}),
 		timers: map[string]*time.Timer{}, metrics: newMetrics(),
+		bindings: map[string]map[string]binding{}, revoked: map[string]time.Time{},
 	}, nil
 }
 
@@ -90,6 +109,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.load(ctx, w); err != nil {
 		return err
 	}
+	if err := s.loadRevocations(ctx); err != nil {
+		return fmt.Errorf("xds: loading revocations: %w", err)
+	}
 	s.rebuild(ctx, w, map[string]bool{allMeshes: true})
 	close(s.loaded)
 
@@ -114,6 +136,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-time.After(5 * time.Second):
 		gs.Stop()
 	}
+	s.background.Wait()
 	s.stopTimers()
 	s.release(context.WithoutCancel(ctx))
 	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, context.Canceled) {
@@ -128,6 +151,8 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 	defer tick.Stop()
 	beat := time.NewTicker(s.o.SessionTTL / 3)
 	defer beat.Stop()
+	recheck := time.NewTicker(s.o.RecheckInterval)
+	defer recheck.Stop()
 	jwksEvery := 60
 	for n := 0; ; n++ {
 		select {
@@ -164,6 +189,13 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 					}
 					*w = *fresh
 					dirty[allMeshes] = true
+					if err := s.loadRevocations(ctx); err != nil {
+						s.log.Error("xds: resync of revocations failed", "err", err)
+					}
+					continue
+				}
+				if ev.Key.Kind == token.KindRevocation {
+					s.applyRevocation(ctx, ev.Key)
 					continue
 				}
 				d, err := s.apply(ctx, w, ev)
@@ -180,6 +212,8 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 			if err := s.heartbeat(ctx); err != nil {
 				s.log.Error("xds: heartbeat", "err", err)
 			}
+		case <-recheck.C:
+			s.recheckRoles(ctx)
 		case <-tick.C:
 			if n%jwksEvery == 0 {
 				s.loadJWKS(ctx, w)
@@ -207,7 +241,11 @@ func (s *Server) rebuild(ctx context.Context, w *world, dirty map[string]bool) {
 	for mesh := range dirty {
 		if _, ok := w.meshes[mesh]; !ok {
 			delete(w.builders, mesh)
-			s.closeNodes(s.cache.dropMesh(mesh), "mesh deleted")
+			s.bindMu.Lock()
+			delete(s.bindings, mesh)
+			gone := s.cache.dropMesh(mesh)
+			s.bindMu.Unlock()
+			s.closeNodes(gone, "mesh deleted")
 			continue
 		}
 		if w.bundles[mesh] == nil {
@@ -218,7 +256,11 @@ func (s *Server) rebuild(ctx context.Context, w *world, dirty map[string]bool) {
 			s.log.Error("xds: cannot generate mesh config", "mesh", mesh, "err", err)
 			continue
 		}
-		s.closeNodes(s.cache.setMesh(m, nodes), "dataplane deleted")
+		s.bindMu.Lock()
+		s.rebind(w, mesh, nodes)
+		gone := s.cache.setMesh(m, nodes)
+		s.bindMu.Unlock()
+		s.closeNodes(gone, "dataplane deleted")
 	}
 }
 

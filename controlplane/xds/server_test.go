@@ -129,9 +129,24 @@ func (h *harness) dataplane(name, addr, service, protocol string, labels string)
 	}
 }
 
+// token issues an operator-applied Dataplane's token: for the SPIFFE ID
+// the stored Dataplane has under the mesh's default identity (or
+// workload/<name> when it is not stored).
 func (h *harness) token(mesh, name string) string {
 	h.t.Helper()
-	raw, _, err := h.tokens.IssueDataplaneToken(context.Background(), token.DataplaneClaims{Mesh: mesh, Name: name, SPIFFEID: "spiffe://" + mesh + ".mesh.local/workload/" + name})
+	id := "spiffe://" + mesh + ".mesh.local/workload/" + name
+	if rec, err := h.st.Get(context.Background(), store.Key{Kind: resource.KindDataplane, Mesh: mesh, Name: name}); err == nil {
+		dp, err := resource.Unmarshal(resource.KindDataplane, rec.Spec)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		sid, err := resource.SPIFFEID(&resource.Mesh{Meta: resource.Meta{Name: mesh}}, nil, dp.(*resource.Dataplane))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		id = sid.String()
+	}
+	raw, _, err := h.tokens.IssueDataplaneToken(context.Background(), token.DataplaneClaims{Mesh: mesh, Name: name, SPIFFEID: id})
 	if err != nil {
 		h.t.Fatal(err)
 	}

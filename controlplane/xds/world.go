@@ -26,7 +26,7 @@ type world struct {
 	vips       map[string]map[string]netip.Addr
 	gens       map[string]*resource.HostnameGenerator
 	sessions   map[string]map[string]*sessionEntry
-	replicas   map[string]bool
+	replicas   map[string]string // live replica -> its session
 	bundles    map[string][]byte
 	jwks       json.RawMessage
 	builders   map[string]*generate.Builder
@@ -47,7 +47,7 @@ func newWorld() *world {
 		meshes: map[string]*resource.Mesh{}, dps: map[string]map[string]*dpEntry{},
 		identities: map[string]map[string]*resource.MeshIdentity{}, mtps: map[string]map[string]*resource.MeshTrafficPermission{},
 		vips: map[string]map[string]netip.Addr{}, gens: map[string]*resource.HostnameGenerator{},
-		sessions: map[string]map[string]*sessionEntry{}, replicas: map[string]bool{}, bundles: map[string][]byte{},
+		sessions: map[string]map[string]*sessionEntry{}, replicas: map[string]string{}, bundles: map[string][]byte{},
 		builders: map[string]*generate.Builder{},
 	}
 }
@@ -116,14 +116,16 @@ func (s *Server) loadJWKS(ctx context.Context, w *world) {
 func (s *Server) put(w *world, r store.Record) error {
 	switch r.Kind {
 	case KindSession:
-		var d sessionDoc
-		if err := json.Unmarshal(r.Spec, &d); err != nil {
+		d, err := decodeSession(r.Spec)
+		if err != nil {
 			return err
 		}
 		inner(w.sessions, r.Mesh)[r.Name] = &sessionEntry{doc: d, rec: r}
 		return nil
 	case KindReplica:
-		w.replicas[r.Name] = true
+		var d replicaDoc
+		_ = json.Unmarshal(r.Spec, &d) // unreadable: live, without a session
+		w.replicas[r.Name] = d.Session
 		return nil
 	}
 	obj, err := resource.Unmarshal(r.Kind, r.Spec)
@@ -226,8 +228,14 @@ func (s *Server) refresh(ctx context.Context, w *world, k store.Key) error {
 
 // online reports whether the dataplane has a live stream on any replica.
 func (w *world) online(mesh, name string) bool {
-	se := w.sessions[mesh][name]
-	return se != nil && se.doc.DisconnectedAt.IsZero() && w.replicas[se.doc.Replica]
+	if se := w.sessions[mesh][name]; se != nil {
+		for r, e := range se.doc.Replicas {
+			if e.live(r, w.replicas) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // input assembles the generator input of a mesh.
@@ -268,8 +276,14 @@ func (w *world) bindOutbounds(mesh, name string, dp *resource.Dataplane) bool {
 	if dp.Labels[LabelBindOutbounds] == "true" {
 		return true
 	}
-	se := w.sessions[mesh][name]
-	return se != nil && se.doc.BindOutbounds
+	if se := w.sessions[mesh][name]; se != nil {
+		for _, e := range se.doc.Replicas {
+			if e.BindOutbounds {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // build generates a mesh and its nodes with the mesh's builder.

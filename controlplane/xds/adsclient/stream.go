@@ -2,7 +2,9 @@ package adsclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -76,7 +78,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			c.mu.Unlock()
 			c.log.Warn("adsclient: NACK", "type", typ, "err", verr)
 			if err := st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, VersionInfo: ver, ResponseNonce: resp.GetNonce(), ResourceNames: names, ErrorDetail: nackStatus(verr)}); err != nil {
-				return err
+				return statusOf(err, func() error { _, err := st.Recv(); return err })
 			}
 			continue
 		}
@@ -92,7 +94,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 		c.acks++
 		c.mu.Unlock()
 		if err := st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce(), ResourceNames: names}); err != nil {
-			return err
+			return statusOf(err, func() error { _, err := st.Recv(); return err })
 		}
 		if typ == ClusterType || typ == ListenerType {
 			want := c.wanted()
@@ -114,7 +116,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 					continue
 				}
 				if err := st.Send(&discovery.DiscoveryRequest{TypeUrl: t, VersionInfo: ver, ResponseNonce: nonces[t], ResourceNames: ns}); err != nil {
-					return err
+					return statusOf(err, func() error { _, err := st.Recv(); return err })
 				}
 			}
 		}
@@ -159,7 +161,7 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 			c.notify()
 			c.mu.Unlock()
 			if err := st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: typ, ResponseNonce: resp.GetNonce(), ErrorDetail: nackStatus(verr)}); err != nil {
-				return err
+				return statusOf(err, func() error { _, err := st.Recv(); return err })
 			}
 			continue
 		}
@@ -173,7 +175,7 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		c.acks++
 		c.mu.Unlock()
 		if err := st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: typ, ResponseNonce: resp.GetNonce()}); err != nil {
-			return err
+			return statusOf(err, func() error { _, err := st.Recv(); return err })
 		}
 		if typ == ClusterType || typ == ListenerType {
 			want := c.wanted()
@@ -201,7 +203,7 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 					continue
 				}
 				if err := st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: t, ResourceNamesSubscribe: sub, ResourceNamesUnsubscribe: unsub}); err != nil {
-					return err
+					return statusOf(err, func() error { _, err := st.Recv(); return err })
 				}
 			}
 		}
@@ -218,4 +220,18 @@ func (c *Client) newStream() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sentNames = map[string][]string{}
+}
+
+// statusOf returns the stream's status when a Send failed because the
+// server ended the stream (gRPC reports that as io.EOF; the status comes
+// from Recv).
+func statusOf(err error, recv func() error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		if rerr := recv(); rerr != nil {
+			return rerr
+		}
+	}
 }
