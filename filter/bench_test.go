@@ -37,7 +37,7 @@ func BenchmarkOutbound(b *testing.B) {
 func BenchmarkInbound(b *testing.B) {
 	keys := filtertest.NewKeys()
 	c := mustParse(b, keys.InboundConfig())
-	tok := keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid))
+	tok := keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid))
 	cases := []struct {
 		name string
 		req  Request

@@ -25,6 +25,8 @@ type route struct {
 	cluster     string
 	spiffeID    string
 	attachToken bool
+	token       string // the route's own JWT-SVID, else Compiled.token
+	tokenExp    int64
 }
 
 // Compiled is a validated configuration ready for the request path. It is
@@ -37,9 +39,9 @@ type Compiled struct {
 	byHost   map[string]*route // lower-case "host" or "host:port"
 	nRoutes  int
 	selfID   string
-	selfTD   string
 	token    string
 	tokenExp int64
+	anyToken bool // some route may attach a token
 
 	service    string
 	denyExact  map[string]struct{}
@@ -50,6 +52,7 @@ type Compiled struct {
 	meshPrefix string // "spiffe://<td>/" of selfID, for AllowMesh
 	keys       map[string]*ecdsa.PublicKey
 	audiences  []string
+	issuer     string // required iss, when set
 
 	tokens *lru[tokenEntry]
 	peers  *lru[peerEntry]
@@ -87,6 +90,7 @@ func Compile(cfg *Config) (*Compiled, error) {
 	}
 	c.compileIdentity(&p, cfg.Identity)
 	c.compileRoutes(&p, cfg.Routes)
+	c.anyToken = c.token != "" || c.anyToken
 	if cfg.Inbound != nil {
 		c.compileInbound(&p, cfg.Inbound)
 	} else if c.inbound {
@@ -108,28 +112,33 @@ func (c *Compiled) compileIdentity(p *problems, id *Identity) {
 		p.add("identity.spiffeId", "not a SPIFFE ID: %v", err)
 	} else {
 		c.selfID = sid.String()
-		c.selfTD = sid.TrustDomain().Name()
 		c.meshPrefix = sid.TrustDomain().IDString() + "/"
 	}
-	if id.TokenExpiresAt < 0 {
-		p.add("identity.tokenExpiresAt", "must be Unix seconds, not negative")
+	c.token, c.tokenExp = compileToken(p, "identity", id.Token, id.TokenExpiresAt)
+}
+
+// compileToken validates a token of ours and its expiry (path.token and
+// path.tokenExpiresAt) and returns them, the expiry read from the token's
+// exp claim when not given.
+func compileToken(p *problems, path, tok string, exp int64) (string, int64) {
+	if exp < 0 {
+		p.add(path+".tokenExpiresAt", "must be Unix seconds, not negative")
 	}
-	if id.Token == "" {
-		return
+	if tok == "" {
+		return "", 0
 	}
-	if !isTokenText(id.Token) {
-		p.add("identity.token", "must be a compact JWT (three base64url parts)")
-		return
+	if !isTokenText(tok) {
+		p.add(path+".token", "must be a compact JWT (three base64url parts)")
+		return "", 0
 	}
-	c.token = id.Token
-	c.tokenExp = id.TokenExpiresAt
-	if c.tokenExp == 0 {
-		exp, ok := unverifiedExp(id.Token)
+	if exp == 0 {
+		e, ok := unverifiedExp(tok)
 		if !ok {
-			p.add("identity.tokenExpiresAt", "required when the token has no exp claim")
+			p.add(path+".tokenExpiresAt", "required when the token has no exp claim")
 		}
-		c.tokenExp = exp
+		exp = e
 	}
+	return tok, exp
 }
 
 // isTokenText reports whether s looks like a compact JWS and is safe to send
@@ -182,6 +191,11 @@ func (c *Compiled) compileRoutes(p *problems, routes []Route) {
 				cr.spiffeID = sid.String()
 			}
 		}
+		cr.token, cr.tokenExp = compileToken(p, path, r.Token, r.TokenExpiresAt)
+		if cr.token != "" && !r.AttachToken {
+			p.add(path+".token", "set without attachToken: the token would never be sent")
+		}
+		c.anyToken = c.anyToken || cr.token != ""
 		if r.VIP == "" && len(r.Hosts) == 0 {
 			p.add(path, "needs a vip or at least one host")
 		}
@@ -311,9 +325,13 @@ func (c *Compiled) compileInbound(p *problems, in *Inbound) {
 		}
 	}
 	c.audiences = in.Audiences
-	if len(c.audiences) == 0 && c.selfTD != "" {
-		c.audiences = []string{c.selfTD}
+	if len(c.audiences) == 0 && c.selfID != "" {
+		c.audiences = []string{c.selfID}
 	}
+	if in.JWTIssuer != "" && !isHeaderValue(in.JWTIssuer) {
+		p.add("inbound.jwtIssuer", "must be printable ASCII without spaces")
+	}
+	c.issuer = in.JWTIssuer
 	if len(in.JWKS) > 0 && string(in.JWKS) != "null" {
 		c.keys = parseJWKS(p, "inbound.jwks", in.JWKS)
 		if len(c.audiences) == 0 {

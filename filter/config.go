@@ -66,15 +66,25 @@ type Route struct {
 	Cluster string `json:"cluster"`
 	// SpiffeID is the identity of the destination service (optional).
 	SpiffeID string `json:"spiffeId,omitempty"`
-	// AttachToken sends this sidecar's JWT-SVID as x-ecsmesh-identity.
+	// AttachToken sends this sidecar's JWT-SVID as x-ecsmesh-identity: the
+	// route's Token, or, when the route has none, Identity.Token.
 	AttachToken bool `json:"attachToken,omitempty"`
+	// Token is this sidecar's JWT-SVID for this destination only (its aud
+	// is the destination's SPIFFE ID), so that the callee cannot replay it
+	// to another service. Requires AttachToken.
+	Token string `json:"token,omitempty"`
+	// TokenExpiresAt is Token's expiry in Unix seconds; when zero, the
+	// token's exp claim is used. An expired token is never sent (and
+	// Identity.Token is not sent in its place).
+	TokenExpiresAt int64 `json:"tokenExpiresAt,omitempty"`
 }
 
 // Identity is this sidecar's identity.
 type Identity struct {
 	// SpiffeID is this sidecar's SPIFFE ID.
 	SpiffeID string `json:"spiffeId"`
-	// Token is this sidecar's JWT-SVID, attached on routes with AttachToken.
+	// Token is this sidecar's JWT-SVID, attached on routes with AttachToken
+	// that have no Token of their own.
 	Token string `json:"token,omitempty"`
 	// TokenExpiresAt is the token's expiry in Unix seconds; when zero, the
 	// token's exp claim is used. An expired token is never sent.
@@ -96,8 +106,13 @@ type Inbound struct {
 	// certificate. Without it, such requests are refused.
 	JWKS json.RawMessage `json:"jwks,omitempty"`
 	// Audiences are the accepted JWT-SVID audiences (any one must match).
-	// Default: the trust domain of Identity.SpiffeID. Extension of SPEC §4.
+	// Default: Identity.SpiffeID, this sidecar's own SPIFFE ID, so that a
+	// token minted for another service is refused. Extension of SPEC §4.
 	Audiences []string `json:"audiences,omitempty"`
+	// JWTIssuer, when set, is the only accepted `iss` of a JWT-SVID (a
+	// token without iss is refused). The control plane sets it to the
+	// issuer it signs with.
+	JWTIssuer string `json:"jwtIssuer,omitempty"`
 }
 
 // Permission is one rule of Inbound.Permissions.
@@ -221,10 +236,11 @@ var configShape = shape{
 	"mode": nil,
 	"routes": arrayOf{shape{
 		"vip": nil, "hosts": nil, "cluster": nil, "spiffeId": nil, "attachToken": nil,
+		"token": nil, "tokenExpiresAt": nil,
 	}},
 	"identity": shape{"spiffeId": nil, "token": nil, "tokenExpiresAt": nil},
 	"inbound": shape{
-		"service": nil, "default": nil, "jwks": nil, "audiences": nil,
+		"service": nil, "default": nil, "jwks": nil, "audiences": nil, "jwtIssuer": nil,
 		"permissions": arrayOf{shape{"type": nil, "value": nil, "action": nil}},
 	},
 }

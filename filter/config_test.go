@@ -92,7 +92,8 @@ func TestParseValidRoundTrip(t *testing.T) {
 		Mode: ModeOutbound,
 		Routes: []Route{
 			{VIP: "127.1.0.5:8080", Hosts: []string{"redis.mesh.local"}, Cluster: "redis",
-				SpiffeID: "spiffe://default.mesh.local/workload/redis", AttachToken: true},
+				SpiffeID: "spiffe://default.mesh.local/workload/redis", AttachToken: true,
+				Token: "e30.eyJleHAiOjQxMDI0NDQ4MDB9.AA", TokenExpiresAt: 4102444800},
 			{VIP: "::1", Hosts: []string{"[::1]:80", "Six.Example"}, Cluster: "six"},
 		},
 		Identity: &Identity{SpiffeID: "spiffe://default.mesh.local/workload/web"},
@@ -135,6 +136,7 @@ func TestInboundConfigRoundTrip(t *testing.T) {
 			Default:     DefaultAllowMesh,
 			JWKS:        filtertest.JWKS(keys.Good),
 			Audiences:   []string{"default.mesh.local", "alb"},
+			JWTIssuer:   filtertest.Issuer,
 			Permissions: []Permission{{Type: MatchExact, Value: filtertest.Evil, Action: ActionDeny}},
 		},
 	}
@@ -152,5 +154,34 @@ func TestInboundConfigRoundTrip(t *testing.T) {
 	tok := keys.Good.Token(filtertest.Claims(filtertest.API, "alb", filtertest.Valid))
 	if sub, reason := c.VerifyToken(tok, 1); sub != filtertest.API {
 		t.Errorf("token for audience alb refused: %s", reason)
+	}
+	// Explicit audiences replace the default (this sidecar's SPIFFE ID).
+	tok = keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid))
+	if _, reason := c.VerifyToken(tok, 1); reason != ReasonTokenAudience {
+		t.Errorf("token for web with explicit audiences: reason %q", reason)
+	}
+}
+
+// TestInboundConfigWithoutIssuer: a configuration without jwtIssuer (an
+// older or hand-written one) still parses and does not check iss; the
+// audience defaults to the sidecar's own SPIFFE ID.
+func TestInboundConfigWithoutIssuer(t *testing.T) {
+	keys := filtertest.NewKeys()
+	c, err := Parse([]byte(`{"mode":"inbound","identity":{"spiffeId":"` + filtertest.Web + `"},
+	  "inbound":{"service":"web","default":"Allow","jwks":` + string(filtertest.JWKS(keys.Good)) + `}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		claims map[string]any
+		reason string
+	}{
+		{filtertest.With(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid), "iss", nil), ""},
+		{filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid), ""},
+		{filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid), ReasonTokenAudience},
+	} {
+		if _, reason := c.VerifyToken(keys.Good.Token(tc.claims), 1); reason != tc.reason {
+			t.Errorf("claims %v: reason %q, want %q", tc.claims, reason, tc.reason)
+		}
 	}
 }

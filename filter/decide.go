@@ -149,7 +149,7 @@ func (c *Compiled) NeedsClock(req *Request) bool {
 	if c.inbound {
 		return req.PeerURISAN == "" && req.IdentityToken != "" && c.keys != nil
 	}
-	return c.token != ""
+	return c.anyToken
 }
 
 // Inbound reports whether the filter runs in inbound mode.
@@ -177,13 +177,21 @@ func (c *Compiled) decideOutbound(req *Request, d *Decision) {
 	d.Cluster = r.cluster
 	d.Events = CounterRouted
 	d.set(HeaderCluster, r.cluster)
-	if r.attachToken && c.token != "" {
-		if req.Now < c.tokenExp {
-			d.set(HeaderIdentity, c.token)
-			d.Events |= CounterTokenAttached
-		} else {
-			d.Events |= CounterTokenExpired
-		}
+	if !r.attachToken {
+		return
+	}
+	tok, exp := r.token, r.tokenExp
+	if tok == "" {
+		tok, exp = c.token, c.tokenExp
+	}
+	if tok == "" {
+		return
+	}
+	if req.Now < exp {
+		d.set(HeaderIdentity, tok)
+		d.Events |= CounterTokenAttached
+	} else {
+		d.Events |= CounterTokenExpired
 	}
 }
 

@@ -54,7 +54,7 @@ func TestOutboundAllocatesNothing(t *testing.T) {
 func TestInboundCachedAllocatesNothing(t *testing.T) {
 	keys := filtertest.NewKeys()
 	c := mustParse(t, keys.InboundConfig())
-	tok := keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid))
+	tok := keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid))
 	for _, req := range []Request{
 		{PeerURISAN: filtertest.API, Now: 1},
 		{PeerURISAN: filtertest.Evil, Now: 1},
@@ -71,7 +71,7 @@ func TestInboundCachedAllocatesNothing(t *testing.T) {
 func TestTokenVerifiedOnce(t *testing.T) {
 	keys := filtertest.NewKeys()
 	c := mustParse(t, keys.InboundConfig())
-	tok := keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.TD, 2000))
+	tok := keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.Web, 2000))
 	for i := 0; i < 3; i++ {
 		if sub, reason := c.VerifyToken(tok, 1000); sub != filtertest.API || reason != "" {
 			t.Fatalf("VerifyToken = %q, %q", sub, reason)
@@ -105,7 +105,7 @@ func TestTokenRefusals(t *testing.T) {
 	keys := filtertest.NewKeys()
 	c := mustParse(t, keys.InboundConfig())
 	claims := func(mut func(map[string]any)) map[string]any {
-		m := filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid)
+		m := filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid)
 		mut(m)
 		return m
 	}
@@ -116,7 +116,7 @@ func TestTokenRefusals(t *testing.T) {
 		name, tok, reason string
 	}{
 		{"valid", good, ""},
-		{"aud string", keys.Good.Token(claims(func(m map[string]any) { m["aud"] = filtertest.TD })), ""},
+		{"aud string", keys.Good.Token(claims(func(m map[string]any) { m["aud"] = filtertest.Web })), ""},
 		{"no exp", keys.Good.Token(claims(func(m map[string]any) { delete(m, "exp") })), ReasonTokenClaims},
 		{"no aud", keys.Good.Token(claims(func(m map[string]any) { delete(m, "aud") })), ReasonTokenClaims},
 		{"sub not SPIFFE", keys.Good.Token(claims(func(m map[string]any) { m["sub"] = "admin" })), ReasonTokenClaims},
@@ -199,7 +199,7 @@ func TestConcurrentDecide(t *testing.T) {
 	c := mustParse(t, keys.InboundConfig())
 	toks := make([]string, 8)
 	for i := range toks {
-		toks[i] = keys.Good.Token(filtertest.Claims(fmt.Sprintf("spiffe://default.mesh.local/w/%d", i), filtertest.TD, filtertest.Valid))
+		toks[i] = keys.Good.Token(filtertest.Claims(fmt.Sprintf("spiffe://default.mesh.local/w/%d", i), filtertest.Web, filtertest.Valid))
 	}
 	done := make(chan bool)
 	for g := 0; g < 4; g++ {

@@ -42,7 +42,7 @@ func FuzzRequest(f *testing.F) {
 	out := mustParse(f, keys.OutboundConfig(filtertest.Valid))
 	in := mustParse(f, keys.InboundConfig())
 	f.Add("127.1.0.5:8080", "redis.mesh.local", "", "", "x-ecsmesh-cluster")
-	f.Add("", "BILLING.mesh.local.:1", filtertest.API, keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid)), "X-ECSMESH-PEER-ID")
+	f.Add("", "BILLING.mesh.local.:1", filtertest.API, keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid)), "X-ECSMESH-PEER-ID")
 	f.Add("[::1]:80", "[::1", "spiffe://td/../x", "a.b.c", "x-forwarded-client-cert")
 	f.Fuzz(func(t *testing.T, dest, authority, peer, token, header string) {
 		req := Request{Destination: dest, Authority: authority, PeerURISAN: peer, IdentityToken: token, Now: 1}
@@ -89,8 +89,8 @@ func FuzzValidPeerID(f *testing.F) {
 func FuzzVerifyToken(f *testing.F) {
 	keys := filtertest.NewKeys()
 	c := mustParse(f, keys.InboundConfig())
-	f.Add(keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid)))
-	f.Add(filtertest.Unsigned(filtertest.Claims(filtertest.API, filtertest.TD, filtertest.Valid)))
+	f.Add(keys.Good.Token(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid)))
+	f.Add(filtertest.Unsigned(filtertest.Claims(filtertest.API, filtertest.Web, filtertest.Valid)))
 	f.Add("e30.e30.")
 	f.Fuzz(func(t *testing.T, tok string) {
 		sub, reason := c.VerifyToken(tok, 1)

@@ -27,6 +27,7 @@ const (
 	ReasonTokenSignature = "token_signature"
 	ReasonTokenClaims    = "token_claims"
 	ReasonTokenAudience  = "token_audience"
+	ReasonTokenIssuer    = "token_issuer"
 	ReasonTokenExpired   = "token_expired"
 	ReasonTokenNotYet    = "token_not_yet_valid"
 )
@@ -113,8 +114,9 @@ type tokenEntry struct {
 }
 
 // VerifyToken checks a JWT-SVID presented in x-ecsmesh-identity: compact JWS,
-// alg ES256 only, kid in the JWKS, signature, sub a SPIFFE ID, aud naming an
-// accepted audience, exp after now, nbf not after now. The signature is
+// alg ES256 only, kid in the JWKS, signature, sub a SPIFFE ID, iss equal to
+// the configured issuer (when one is), aud naming an accepted audience, exp
+// after now, nbf not after now. The signature is
 // verified once per token; the outcome is cached (bounded LRU) and only the
 // time window is checked again. It returns the subject, or a Reason*.
 func (c *Compiled) VerifyToken(tok string, now int64) (sub, reason string) {
@@ -147,6 +149,7 @@ type joseHeader struct {
 
 // jwtClaims are the registered claims a JWT-SVID carries.
 type jwtClaims struct {
+	Iss *string         `json:"iss"`
 	Sub string          `json:"sub"`
 	Aud json.RawMessage `json:"aud"`
 	Exp *float64        `json:"exp"`
@@ -196,6 +199,9 @@ func (c *Compiled) verifyUncached(tok string) tokenEntry {
 	}
 	if !ValidPeerID(cl.Sub) || cl.Exp == nil || !finite(*cl.Exp) || (cl.Nbf != nil && !finite(*cl.Nbf)) {
 		return fail(ReasonTokenClaims)
+	}
+	if c.issuer != "" && (cl.Iss == nil || *cl.Iss != c.issuer) {
+		return fail(ReasonTokenIssuer)
 	}
 	auds, ok := parseAud(cl.Aud)
 	if !ok {

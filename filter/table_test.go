@@ -10,7 +10,7 @@ import (
 )
 
 // simulate runs one request through the core the way the adapters do.
-func simulate(c *filter.Compiled, tc filtertest.Case) (status int, body string, hdrs [][2]string, events filter.Counter) {
+func simulate(c *filter.Compiled, tc filtertest.Case) (status int, body string, hdrs [][2]string, events filter.Counter, reason string) {
 	req := filter.Request{Destination: tc.Destination, PeerURISAN: tc.PeerURISAN, Now: time.Now().Unix()}
 	for _, h := range tc.Headers {
 		switch {
@@ -26,12 +26,12 @@ func simulate(c *filter.Compiled, tc filtertest.Case) (status int, body string, 
 	var d filter.Decision
 	c.Decide(&req, &d)
 	if d.Status != 0 {
-		return d.Status, d.Body, nil, d.Events
+		return d.Status, d.Body, nil, d.Events, d.Reason
 	}
 	for _, h := range d.Headers() {
 		hdrs = append(hdrs, [2]string{h.Name, h.Value})
 	}
-	return 0, "", hdrs, d.Events
+	return 0, "", hdrs, d.Events, d.Reason
 }
 
 func TestTable(t *testing.T) {
@@ -43,9 +43,12 @@ func TestTable(t *testing.T) {
 		}
 		for _, tc := range s.Cases {
 			t.Run(s.Name+"/"+tc.Name, func(t *testing.T) {
-				status, body, hdrs, events := simulate(c, tc)
+				status, body, hdrs, events, reason := simulate(c, tc)
 				if status != tc.WantStatus || body != tc.WantBody {
 					t.Fatalf("got %d %q, want %d %q", status, body, tc.WantStatus, tc.WantBody)
+				}
+				if tc.WantReason != "" && reason != tc.WantReason {
+					t.Errorf("reason %q, want %q", reason, tc.WantReason)
 				}
 				for name, want := range tc.WantHeaders {
 					var got []string

@@ -53,13 +53,18 @@ const (
 	bad = "spiffe://default.mesh.local/workload/evil"
 )
 
-// selfToken is a syntactically valid JWT-SVID with exp in 2100 (the outbound
-// side does not verify it).
-const selfToken = "e30.eyJleHAiOjQxMDI0NDQ4MDB9.AA"
+// redisToken is a syntactically valid JWT-SVID with exp in 2100 (the
+// outbound side does not verify it), as the CP delivers it on the route to
+// redis only.
+const redisToken = "e30.eyJleHAiOjQxMDI0NDQ4MDB9.AA"
+
+// issuer is the iss the inbound filter requires.
+const issuer = "ecsmesh-cp/jwt-svid"
 
 func outboundConfig() string {
-	return `{"mode":"outbound","identity":{"spiffeId":"` + web + `","token":"` + selfToken + `","tokenExpiresAt":4102444800},
- "routes":[{"vip":"127.1.0.5:8080","hosts":["redis.mesh.local"],"cluster":"redis","attachToken":true},
+	return `{"mode":"outbound","identity":{"spiffeId":"` + web + `"},
+ "routes":[{"vip":"127.1.0.5:8080","hosts":["redis.mesh.local"],"cluster":"redis",
+            "spiffeId":"spiffe://default.mesh.local/workload/redis","attachToken":true,"token":"` + redisToken + `","tokenExpiresAt":4102444800},
            {"vip":"127.1.0.6:80","hosts":["api.mesh.local"],"cluster":"api"}]}`
 }
 
@@ -84,7 +89,7 @@ func (s signer) jwks() string {
 
 func (s signer) token(t *testing.T, sub string) string {
 	b64 := base64.RawURLEncoding.EncodeToString
-	claims, _ := json.Marshal(map[string]any{"sub": sub, "aud": []string{"default.mesh.local"}, "exp": 4102444800})
+	claims, _ := json.Marshal(map[string]any{"iss": issuer, "sub": sub, "aud": []string{web}, "exp": 4102444800})
 	input := b64([]byte(`{"alg":"ES256","kid":"k1","typ":"JWT"}`)) + "." + b64(claims)
 	sum := sha256.Sum256([]byte(input))
 	r, sv, err := ecdsa.Sign(rand.Reader, s.key, sum[:])
@@ -99,7 +104,7 @@ func (s signer) token(t *testing.T, sub string) string {
 
 func inboundConfig(jwks string) string {
 	return `{"mode":"inbound","identity":{"spiffeId":"` + web + `"},
- "inbound":{"service":"web","default":"Deny","audiences":["default.mesh.local"],"jwks":` + jwks + `,
+ "inbound":{"service":"web","default":"Deny","jwtIssuer":"` + issuer + `","jwks":` + jwks + `,
   "permissions":[{"type":"Prefix","value":"spiffe://default.mesh.local/","action":"Allow"},
                  {"type":"Exact","value":"` + bad + `","action":"Deny"}]}}`
 }
@@ -225,6 +230,13 @@ func TestMatchesProxytest(t *testing.T) {
 				want := viaProxytest(t, r, names)
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("proxyhost:\n%+v\nproxytest:\n%+v", dump(got), dump(want))
+				}
+				// The JWT-SVID cases exercise what they claim to.
+				switch {
+				case r.name == "inbound/jwt" && got.Local != nil:
+					t.Errorf("a JWT-SVID for web from its issuer was refused: %+v", dump(got))
+				case r.name == "inbound/jwt-denied" && (got.Local == nil || got.Local.Status != 403 || !strings.Contains(got.Local.Body, bad)):
+					t.Errorf("a verified but denied caller: %+v", dump(got))
 				}
 			})
 		}

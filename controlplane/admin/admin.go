@@ -111,6 +111,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("DELETE /meshes/{mesh}/{kind}/{name}", h.authed(h.deleteInMesh))
 	mux.HandleFunc("GET /meshes/{mesh}/dataplanes/{name}/xds", h.authed(h.inspect))
 	mux.HandleFunc("POST /meshes/{mesh}/rotate/{what}", h.authed(h.rotate))
+	mux.HandleFunc("POST /meshes/{mesh}/dataplanes/{name}/revoke", h.authed(h.revoke))
 	mux.HandleFunc("GET /{kind}", h.authed(h.listGlobal))
 	mux.HandleFunc("GET /{kind}/{name}", h.authed(h.getGlobal))
 	mux.HandleFunc("PUT /{kind}/{name}", h.authed(h.putGlobal))

@@ -39,6 +39,10 @@ const (
 	overlapSlack = Backdate + cacheMaxAge + 5*time.Minute
 )
 
+// ErrForeignTrustDomain is returned (wrapped) when an SVID is asked for a
+// SPIFFE ID outside the mesh's trust domain.
+var ErrForeignTrustDomain = errors.New("the SPIFFE ID is outside the mesh's trust domain")
+
 // Config configures an Authority.
 type Config struct {
 	// Store keeps the roots and the Meshes. Required.
@@ -240,8 +244,10 @@ func (mc *meshCA) hasExpiredRoot(now time.Time) bool {
 // fresh ECDSA P-256 key; exactly one URI SAN, id; KeyUsage
 // digitalSignature; ExtKeyUsage serverAuth and clientAuth; NotBefore
 // Backdate before now; NotAfter now + the Mesh's mtls.certTTL (never past
-// the root's). Mesh settings and the root key are cached: no store access
-// per certificate.
+// the root's). id must be in the mesh's trust domain (its mtls.trustDomain),
+// else ErrForeignTrustDomain: a mesh's root vouches for its own trust domain
+// only, whatever a MeshIdentity template renders. Mesh settings and the
+// root key are cached: no store access per certificate.
 func (a *Authority) IssueX509SVID(ctx context.Context, mesh string, id spiffeid.ID) (*SVID, error) {
 	if id.IsZero() {
 		return nil, fmt.Errorf("ca: issuing X.509 SVID in mesh %q: empty SPIFFE ID", mesh)
@@ -249,6 +255,10 @@ func (a *Authority) IssueX509SVID(ctx context.Context, mesh string, id spiffeid.
 	mc, err := a.meshCA(ctx, mesh)
 	if err != nil {
 		return nil, err
+	}
+	if id.TrustDomain() != mc.trustDomain {
+		return nil, fmt.Errorf("ca: issuing X.509 SVID for %s in mesh %q: %w (%s); a MeshIdentity's spiffeID.trustDomain must render to the mesh's mtls.trustDomain",
+			id, mesh, ErrForeignTrustDomain, mc.trustDomain.Name())
 	}
 	signer := mc.roots[0]
 	now := a.now()

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +175,34 @@ func TestIssueX509SVIDRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIssueX509SVIDOutsideTrustDomain: a mesh's CA signs only SPIFFE IDs
+// of its own trust domain. A MeshIdentity whose trustDomain template
+// renders another mesh's (or a partner's) trust domain, for instance from
+// a label the sidecar wrote, must not get a certificate that peers of the
+// mesh would see as that identity.
+func TestIssueX509SVIDOutsideTrustDomain(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, tc := range []struct{ mesh, id string }{
+		{"default", "spiffe://other.mesh.local/workload/db"},
+		{"default", "spiffe://partner.example/workload/web"},
+		{"default", "spiffe://default.mesh.local.evil.example/workload/web"},
+		{"other", webID},
+	} {
+		t.Run(tc.mesh+" "+tc.id, func(t *testing.T) {
+			s, err := f.ca.IssueX509SVID(context.Background(), tc.mesh, mustID(t, tc.id))
+			if err == nil {
+				t.Fatalf("mesh %s signed %s (URI SAN %v)", tc.mesh, tc.id, s.CertChain[0].URIs)
+			}
+			if !strings.HasPrefix(err.Error(), "ca: ") || !errors.Is(err, ErrForeignTrustDomain) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	// Its own trust domain, whatever the path, is fine.
+	f.issue(t, "default", "spiffe://default.mesh.local/team/payments/api")
+	f.issue(t, "evil", webID) // evil's trust domain is default.mesh.local by configuration
 }
 
 func TestOtherMeshLeafRefused(t *testing.T) {

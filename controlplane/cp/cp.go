@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/admin"
+	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
@@ -118,17 +119,22 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	xdsSrv, err := xds.NewServer(xds.Options{
+	verifier, verr := s.newVerifier(ctx)
+	xo := xds.Options{
 		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log,
 		VIPPort: s.cfg.DNS.VIPPort, Domain: s.cfg.DNS.Domain, InstanceID: s.cfg.InstanceID, TLS: tlsCfg,
 		WasmPath: s.cfg.FilterWasmPath, GoPath: s.cfg.FilterGoPath,
-	})
+	}
+	if verifier != nil {
+		xo.RoleChecker = verifier
+	}
+	xdsSrv, err := xds.NewServer(xo)
 	if err != nil {
 		lns.close()
 		return fmt.Errorf("starting xDS server: %w", err)
 	}
 	s.register("xDS", xdsSrv.Collectors())
-	apiSrv := s.apiServer(ctx, tlsCfg)
+	apiSrv := s.apiServer(tlsCfg, verifier, verr)
 	adminSrv := s.adminServer(xdsSrv)
 
 	errc := make(chan error, 3)
@@ -242,10 +248,10 @@ func (s *Server) listen() (listeners, error) {
 
 // apiServer is the sidecar API: /.well-known and the routes of
 // apiHandlers (bootstrap, login, health sync).
-func (s *Server) apiServer(ctx context.Context, tlsCfg *tls.Config) *http.Server {
+func (s *Server) apiServer(tlsCfg *tls.Config, verifier *auth.Verifier, verr error) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /.well-known/", s.tokens.Handler())
-	for pattern, h := range s.apiHandlers(ctx) {
+	for pattern, h := range s.apiHandlers(verifier, verr) {
 		mux.Handle(pattern, h)
 	}
 	return s.apiLimits.apply(&http.Server{Handler: mux, TLSConfig: tlsCfg})
@@ -300,4 +306,11 @@ func (r rotator) RotateCA(ctx context.Context, mesh string) error { return r.ca.
 
 func (r rotator) RotateSigningKeys(ctx context.Context, mesh string) ([]string, error) {
 	return r.tokens.RotateKeys(ctx, mesh)
+}
+
+var _ admin.Revoker = rotator{}
+
+// RevokeDataplane lets the admin API revoke a Dataplane's tokens.
+func (r rotator) RevokeDataplane(ctx context.Context, mesh, name string) (time.Time, error) {
+	return r.tokens.RevokeDataplane(ctx, mesh, name)
 }

@@ -20,8 +20,8 @@ import (
 // sidecar API cannot be assembled (e.g. no AWS configuration), every
 // route answers 503 and the reason is logged, so that the rest of the CP
 // still serves.
-func (s *Server) apiHandlers(ctx context.Context) map[string]http.Handler {
-	routes, err := s.sidecarRoutes(ctx)
+func (s *Server) apiHandlers(verifier *auth.Verifier, verr error) map[string]http.Handler {
+	routes, err := s.sidecarRoutes(verifier, verr)
 	if err != nil {
 		s.log.Error("sidecar API unavailable", "err", err)
 		unavailable := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -36,36 +36,47 @@ func (s *Server) apiHandlers(ctx context.Context) map[string]http.Handler {
 	return routes
 }
 
-func (s *Server) sidecarRoutes(ctx context.Context) (map[string]http.Handler, error) {
-	var verifier *auth.Verifier
+// newVerifier builds the IAM login verifier (nil with proxy type none).
+// The xDS server uses it too, to re-check the role of every stream.
+func (s *Server) newVerifier(ctx context.Context) (*auth.Verifier, error) {
+	if s.cfg.Auth.ProxyType == config.AuthNone {
+		return nil, nil
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if awsCfg.Region == "" {
+		// IAM is global; a region is only needed to sign and resolve.
+		awsCfg.Region = "us-east-1"
+	}
+	accounts := &auth.Accounts{Config: awsCfg, ReaderRole: s.cfg.Auth.CrossAccountRoleName}
+	verifier, err := auth.New(auth.Config{
+		Logger:             s.log.With("component", "auth"),
+		IAM:                accounts.IAM(),
+		ECS:                accounts.ECS(),
+		Store:              s.store,
+		Tokens:             s.tokens,
+		AllowedAccounts:    s.cfg.Auth.AuthorizedAccountIDs,
+		ServerID:           s.cfg.Auth.ServerID,
+		STSEndpoint:        os.Getenv("AWS_ENDPOINT_URL_STS"),
+		VerifyECSTask:      s.cfg.Auth.VerifyECSTask,
+		AllowAnyServiceTag: s.cfg.Auth.AllowAnyServiceTag,
+		LoginRate:          auth.RateLimit{PerSecond: float64(s.cfg.Auth.LoginsPerSecond), Burst: s.cfg.Auth.LoginBurst},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.register("auth", verifier.Collectors())
+	return verifier, nil
+}
+
+func (s *Server) sidecarRoutes(verifier *auth.Verifier, verr error) (map[string]http.Handler, error) {
+	if verr != nil {
+		return nil, verr
+	}
 	var authn dpserver.Authenticator
-	if s.cfg.Auth.ProxyType != config.AuthNone {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if awsCfg.Region == "" {
-			// IAM is global; a region is only needed to sign and resolve.
-			awsCfg.Region = "us-east-1"
-		}
-		accounts := &auth.Accounts{Config: awsCfg, ReaderRole: s.cfg.Auth.CrossAccountRoleName}
-		verifier, err = auth.New(auth.Config{
-			Logger:             s.log.With("component", "auth"),
-			IAM:                accounts.IAM(),
-			ECS:                accounts.ECS(),
-			Store:              s.store,
-			Tokens:             s.tokens,
-			AllowedAccounts:    s.cfg.Auth.AuthorizedAccountIDs,
-			ServerID:           s.cfg.Auth.ServerID,
-			STSEndpoint:        os.Getenv("AWS_ENDPOINT_URL_STS"),
-			VerifyECSTask:      s.cfg.Auth.VerifyECSTask,
-			AllowAnyServiceTag: s.cfg.Auth.AllowAnyServiceTag,
-			LoginRate:          auth.RateLimit{PerSecond: float64(s.cfg.Auth.LoginsPerSecond), Burst: s.cfg.Auth.LoginBurst},
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.register("auth", verifier.Collectors())
+	if verifier != nil {
 		authn = verifier
 	}
 	dps, err := dpserver.New(dpserver.Config{

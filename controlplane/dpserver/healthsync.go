@@ -70,6 +70,10 @@ const (
 	// ReasonIdentityMismatch (403): an operator applied the Dataplane and
 	// the token's SPIFFE ID is not the one the Dataplane has.
 	ReasonIdentityMismatch = "spiffe_id_mismatch"
+	// ReasonTokenStale (401): the owner's token names an identity the
+	// Dataplane no longer has (a MeshIdentity changed); the agent logs in
+	// again and gets a token for the new one (its ADS stream was closed).
+	ReasonTokenStale = "dataplane_token_stale"
 )
 
 // matchToken checks that a token with claims c may act for dp: its proxy
@@ -83,11 +87,13 @@ func (s *Server) matchToken(ctx context.Context, c token.DataplaneClaims, dp *re
 		if dp.Owner.RoleID == "" || subtle.ConstantTimeCompare([]byte(c.RoleID), []byte(dp.Owner.RoleID)) != 1 {
 			return problem.New(http.StatusForbidden, ReasonOwnerMismatch, "not your dataplane", "another IAM role owns this Dataplane")
 		}
-		return nil
 	}
 	id, err := s.spiffeIDOf(ctx, dp)
 	if err != nil {
 		return err
+	}
+	if dp.Owner != nil && c.SPIFFEID != id {
+		return problem.Newf(http.StatusUnauthorized, ReasonTokenStale, "log in again", "the token is for %s; the Dataplane's identity is now %s", c.SPIFFEID, id)
 	}
 	if c.SPIFFEID != id {
 		return problem.Newf(http.StatusForbidden, ReasonIdentityMismatch, "not your dataplane", "the token is for %s, not the Dataplane's identity", c.SPIFFEID)

@@ -33,6 +33,7 @@ func TestHealthSyncBoundToOwner(t *testing.T) {
 		{"another role's token", owner, token.DataplaneClaims{SPIFFEID: webID, RoleID: "AROAREDIS"}, false, 403, "dataplane_owner_mismatch"},
 		{"a token without a role", owner, token.DataplaneClaims{SPIFFEID: webID}, false, 403, "dataplane_owner_mismatch"},
 		{"an ingress token", owner, token.DataplaneClaims{SPIFFEID: webID, RoleID: "AROAWEB", ProxyType: resource.ProxyTypeIngress}, false, 403, "proxy_type_mismatch"},
+		{"owner's token for an identity the Dataplane no longer has", owner, token.DataplaneClaims{SPIFFEID: "spiffe://default.mesh.local/team/old/web", RoleID: "AROAWEB"}, false, 401, "dataplane_token_stale"},
 		{"revoked token", owner, token.DataplaneClaims{SPIFFEID: webID, RoleID: "AROAWEB"}, true, 401, "dataplane_token_revoked"},
 		{"operator-applied, matching identity", nil, token.DataplaneClaims{SPIFFEID: webID}, false, 200, ""},
 		{"operator-applied, another identity", nil, token.DataplaneClaims{SPIFFEID: "spiffe://default.mesh.local/workload/redis"}, false, 403, "spiffe_id_mismatch"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ const (
 	DataplaneTokenType = "ecsmesh-dp+jwt"
 	// JWTSVIDType is the `typ` header of a JWT-SVID.
 	JWTSVIDType = "JWT"
+	// DefaultJWTSVIDIssuer is the `iss` of JWT-SVIDs when Config.IssuerURL
+	// is not set. Verifiers (the filter's inbound.jwtIssuer) require it.
+	DefaultJWTSVIDIssuer = "ecsmesh-cp/jwt-svid"
 	// DefaultJWTSVIDTTL is the lifetime of a JWT-SVID when none is asked.
 	DefaultJWTSVIDTTL = time.Hour
 	// Leeway is the clock skew tolerated on exp, nbf and iat.
@@ -53,9 +57,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// IssuerURL, when set, is the `iss` of JWT-SVIDs and the issuer the
-	// Handler advertises in its OpenID configuration (set it to the public
-	// https URL serving /.well-known/* for OIDC federation).
+	// IssuerURL, when set, is the `iss` of JWT-SVIDs (else
+	// DefaultJWTSVIDIssuer) and the issuer the Handler advertises in its
+	// OpenID configuration (set it to the public https URL serving
+	// /.well-known/* for OIDC federation). A trailing slash is dropped.
 	IssuerURL string
 }
 
@@ -70,6 +75,10 @@ type Issuer struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]*keySet
+	// tds caches each mesh's trust domain (JWT-SVIDs are refused outside it).
+	tds map[string]tdEntry
+	// public is the published JWKS document (see JWKS).
+	public publicJWKS
 }
 
 type cacheKey struct {
@@ -89,14 +98,25 @@ func New(cfg Config) (*Issuer, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Issuer{
-		store: cfg.Store, now: cfg.Now, log: cfg.Logger, issuerURL: cfg.IssuerURL,
-		cache: map[cacheKey]*keySet{},
+		store: cfg.Store, now: cfg.Now, log: cfg.Logger, issuerURL: strings.TrimRight(cfg.IssuerURL, "/"),
+		cache: map[cacheKey]*keySet{}, tds: map[string]tdEntry{}, public: newPublicJWKS(),
 	}, nil
 }
 
-// Run watches the store and drops cached keys as soon as their record
-// changes (another replica rotated them). It returns when ctx ends. Without
-// Run, cached keys are re-read every 30 s and on an unknown kid.
+// JWTSVIDIssuer is the `iss` of every JWT-SVID this Issuer signs: the
+// IssuerURL, or DefaultJWTSVIDIssuer.
+func (i *Issuer) JWTSVIDIssuer() string {
+	if i.issuerURL != "" {
+		return i.issuerURL
+	}
+	return DefaultJWTSVIDIssuer
+}
+
+// Run watches the store and drops cached keys, trust domains and the
+// published JWKS as soon as their record changes (another replica rotated
+// the keys, a Mesh was created, edited or deleted). It returns when ctx
+// ends. Without Run, cached state is re-read every 30 s (and keys on an
+// unknown kid).
 func (i *Issuer) Run(ctx context.Context) error {
 	events, err := i.store.Watch(ctx)
 	if err != nil {
@@ -107,9 +127,17 @@ func (i *Issuer) Run(ctx context.Context) error {
 		case ev.Op == 0:
 			i.mu.Lock()
 			clear(i.cache)
+			clear(i.tds)
 			i.mu.Unlock()
+			i.public.invalidate()
 		case ev.Key.Kind == KindSigningKey:
 			i.forget(ev.Key.Mesh, Purpose(ev.Key.Name))
+			i.public.invalidate()
+		case ev.Key.Kind == resource.KindMesh:
+			i.mu.Lock()
+			delete(i.tds, ev.Key.Name)
+			i.mu.Unlock()
+			i.public.invalidate()
 		}
 	}
 	return ctx.Err()
@@ -232,6 +260,7 @@ func (i *Issuer) RotateKeys(ctx context.Context, mesh string) ([]string, error) 
 			return kids, err
 		}
 		i.forget(mesh, p)
+		i.public.invalidate()
 		kids = append(kids, kid)
 		i.log.Info("token: rotated signing key", "mesh", mesh, "purpose", string(p), "kid", kid)
 	}

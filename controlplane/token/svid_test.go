@@ -74,7 +74,7 @@ func TestJWTSVIDVerifiesWithGoSPIFFE(t *testing.T) {
 	}
 
 	// Another mesh's JWT-SVID does not verify with this mesh's keys alone.
-	other, _, err := f.iss.IssueJWTSVID(ctx, "other", mustID(t, "spiffe://default.mesh.local/workload/web"), []string{"x"}, 0)
+	other, _, err := f.iss.IssueJWTSVID(ctx, "other", mustID(t, "spiffe://other.mesh.local/workload/web"), []string{"x"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +173,9 @@ func TestHandler(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Cache-Control"), "max-age=") {
 		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
 	}
-	// Two meshes, two purposes: published before any token was issued.
-	if len(set.Keys) != 4 {
-		t.Fatalf("JWKS has %d keys, want 4", len(set.Keys))
+	// Two meshes, their JWT-SVID keys: published before any token was issued.
+	if len(set.Keys) != 2 {
+		t.Fatalf("JWKS has %d keys, want 2", len(set.Keys))
 	}
 	for _, k := range set.Keys {
 		if _, ok := k["d"]; ok {

@@ -287,6 +287,10 @@ func TestRotationKeepsOldTokensValid(t *testing.T) {
 	ctx := context.Background()
 	old, _ := f.issue(t, "default", "web-1")
 	oldKID := f.currentKey(t, "default", KeyDataplaneToken).kid
+	if _, err := f.iss.JWKS(ctx); err != nil { // creates the JWT-SVID keys
+		t.Fatal(err)
+	}
+	oldSVIDKID := f.currentKey(t, "default", KeyJWTSVID).kid
 	// A second replica on the same store, with a warm cache.
 	replica, err := New(Config{Store: f.store, Now: f.clock.Now})
 	if err != nil {
@@ -316,13 +320,15 @@ func TestRotationKeepsOldTokensValid(t *testing.T) {
 			}
 		}
 	}
+	// The JWKS publishes the JWT-SVID keys, old and new, never the
+	// dataplane-token keys.
 	jwks := jwksKIDs(t, f.iss)
-	if !jwks[oldKID] || !jwks[kids[0]] || !jwks[kids[1]] {
-		t.Fatalf("JWKS %v lacks old %s or new %v", jwks, oldKID, kids)
+	if !jwks[oldSVIDKID] || !jwks[kids[1]] || jwks[oldKID] || jwks[kids[0]] {
+		t.Fatalf("JWKS %v: want old %s and new %s, without the dataplane-token keys %s, %s", jwks, oldSVIDKID, kids[1], oldKID, kids[0])
 	}
 	// Once every token the old key signed has expired, the key goes.
 	f.clock.Advance(MaxTokenTTL + retireSlack + time.Second)
-	if jwksKIDs(t, f.iss)[oldKID] {
+	if jwksKIDs(t, f.iss)[oldSVIDKID] {
 		t.Fatal("retired key still published after its window")
 	}
 	forged := sign(t, jose.ES256, mustOldKey(t, f, oldKID), oldKID, DataplaneTokenType, goodClaims(f.clock.Now()))

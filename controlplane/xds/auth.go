@@ -143,14 +143,21 @@ func spiffeID(s string) (spiffeid.ID, error) {
 	return id, nil
 }
 
+// deltaID maps go-control-plane's delta stream IDs to their own range:
+// it numbers state-of-the-world and delta streams with two counters that
+// both start at 1, so the same number names two streams (and two tokens).
+func deltaID(id int64) int64 { return -id }
+
 // callbacks wires go-control-plane's stream events to the server.
 func (s *Server) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc:      s.onOpen,
-		DeltaStreamOpenFunc: s.onOpen,
-		StreamClosedFunc:    func(id int64, _ *corev3.Node) { s.onClosed(id) },
+		StreamOpenFunc: s.onOpen,
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, typ string) error {
+			return s.onOpen(ctx, deltaID(id), typ)
+		},
+		StreamClosedFunc: func(id int64, _ *corev3.Node) { s.onClosed(id) },
 		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) {
-			s.onClosed(id)
+			s.onClosed(deltaID(id))
 		},
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
@@ -162,9 +169,9 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
 				s.metrics.nacks.WithLabelValues(req.GetTypeUrl()).Inc()
-				s.log.Warn("xds: NACK", "stream", id, "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
+				s.log.Warn("xds: NACK", "stream", deltaID(id), "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
 			}
-			return s.onRequest(id, req.GetNode())
+			return s.onRequest(deltaID(id), req.GetNode())
 		},
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 			s.sent.add(proto.Size(resp))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,7 +116,7 @@ func BenchmarkSnapshots10k(b *testing.B) {
 	// Rendering a node's outbound filter config (every route) at send time.
 	c, _ = buildAll(b, in)
 	v, _ := c.view(NodeID("default", "dp-00000"))
-	r := generate.OutboundFilterConfig(v.mesh, v.node, generate.Token{})
+	r := generate.OutboundFilterConfig(v.mesh, v.node, nil)
 	start := time.Now()
 	a, err := r.Packed()
 	if err != nil {
@@ -123,6 +124,23 @@ func BenchmarkSnapshots10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds()), "µs/outbound-render")
 	b.ReportMetric(float64(len(a.GetValue()))/1024, "KiB/outbound-filter-config")
+
+	// The same with a destination-bound JWT-SVID on every route it may
+	// attach one to (at most defaultMaxRouteTokens).
+	auds, _ := generate.TokenAudiences(v.mesh, v.node, defaultMaxRouteTokens)
+	toks := make(generate.RouteTokens, len(auds))
+	fake := strings.Repeat("x", 400) + "." + strings.Repeat("y", 200) + "." + strings.Repeat("z", 86)
+	for _, aud := range auds {
+		toks[aud] = generate.Token{Value: fake, ExpiresAt: time.Unix(4102444800, 0)}
+	}
+	r = generate.OutboundFilterConfig(v.mesh, v.node, toks)
+	start = time.Now()
+	if a, err = r.Packed(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds()), "µs/outbound-render-tokens")
+	b.ReportMetric(float64(len(a.GetValue()))/1024, "KiB/outbound-filter-config-tokens")
+	b.ReportMetric(float64(len(toks)), "route-tokens/dataplane")
 }
 
 // benchClient is a minimal ADS client: SotW, subscribes like Envoy to

@@ -36,9 +36,12 @@ type nodeState struct {
 	node     *generate.Node // nil when the dataplane is not (or no longer) stored
 	identity *generate.Resource
 	identFor string // SPIFFE ID the identity was issued for
-	token    generate.Token
-	outbound *generate.Resource
-	// renewAt is when the certificate is renewed, refreshAt the token.
+	// tokens are the destination-bound JWT-SVIDs, issued for tokensFor.
+	tokens    generate.RouteTokens
+	tokensFor string
+	outbound  *generate.Resource
+	// renewAt is when the certificate is renewed, refreshAt the first
+	// token due for renewal.
 	renewAt, refreshAt time.Time
 	watches            map[*watch]struct{}
 }

@@ -63,7 +63,7 @@ func (ns *nodeState) refreshOutbound() bool {
 		ns.outbound = nil
 		return changed
 	}
-	r := generate.OutboundFilterConfig(ns.mesh, ns.node, ns.token)
+	r := generate.OutboundFilterConfig(ns.mesh, ns.node, ns.tokens)
 	changed := ns.outbound == nil || ns.outbound.Version != r.Version
 	ns.outbound = r
 	return changed
@@ -139,19 +139,33 @@ func (c *meshCache) dropMesh(mesh string) []string {
 	return gone
 }
 
-// setIdentity installs a node's certificate and identity token.
-// A nil secret or an empty token keeps the current one.
-func (c *meshCache) setIdentity(id string, secret *generate.Resource, forID string, renewAt time.Time, tok generate.Token, refreshAt time.Time) {
+// identityUpdate is what ensureIdentity installs for a node.
+type identityUpdate struct {
+	// secret, when not nil, is a new certificate for forID, renewed at
+	// renewAt.
+	secret  *generate.Resource
+	forID   string
+	renewAt time.Time
+	// setTokens installs tokens (issued for tokensFor; the first due for
+	// renewal at refreshAt).
+	setTokens bool
+	tokens    generate.RouteTokens
+	tokensFor string
+	refreshAt time.Time
+}
+
+// setIdentity installs a node's certificate and JWT-SVIDs.
+func (c *meshCache) setIdentity(id string, u identityUpdate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ns := c.state(id)
 	ch := changes{}
-	if secret != nil && (ns.identity == nil || ns.identity.Version != secret.Version) {
-		ns.identity, ns.identFor, ns.renewAt = secret, forID, renewAt
+	if u.secret != nil && (ns.identity == nil || ns.identity.Version != u.secret.Version) {
+		ns.identity, ns.identFor, ns.renewAt = u.secret, u.forID, u.renewAt
 		ch.add(generate.SecretType, generate.IdentitySecret)
 	}
-	if tok.Value != "" {
-		ns.token, ns.refreshAt = tok, refreshAt
+	if u.setTokens {
+		ns.tokens, ns.tokensFor, ns.refreshAt = u.tokens, u.tokensFor, u.refreshAt
 	}
 	if ns.refreshOutbound() {
 		ch.add(generate.ExtensionType, generate.OutboundFilter)
@@ -167,7 +181,8 @@ type nodeView struct {
 	node               *generate.Node
 	identity           *generate.Resource
 	identFor           string
-	token              generate.Token
+	tokens             generate.RouteTokens // never modified once installed
+	tokensFor          string
 	outbound           *generate.Resource
 	renewAt, refreshAt time.Time
 }
@@ -179,15 +194,16 @@ func (c *meshCache) view(id string) (nodeView, bool) {
 	if ns == nil || ns.node == nil {
 		return nodeView{}, false
 	}
-	return nodeView{mesh: ns.mesh, node: ns.node, identity: ns.identity, identFor: ns.identFor, token: ns.token, outbound: ns.outbound, renewAt: ns.renewAt, refreshAt: ns.refreshAt}, true
+	return nodeView{mesh: ns.mesh, node: ns.node, identity: ns.identity, identFor: ns.identFor, tokens: ns.tokens,
+		tokensFor: ns.tokensFor, outbound: ns.outbound, renewAt: ns.renewAt, refreshAt: ns.refreshAt}, true
 }
 
-// releaseIdentity drops a disconnected node's certificate and token.
+// releaseIdentity drops a disconnected node's certificate and tokens.
 func (c *meshCache) releaseIdentity(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ns := c.nodes[id]; ns != nil {
-		ns.identity, ns.identFor, ns.token = nil, "", generate.Token{}
+		ns.identity, ns.identFor, ns.tokens, ns.tokensFor = nil, "", nil, ""
 		ns.renewAt, ns.refreshAt = time.Time{}, time.Time{}
 		ns.refreshOutbound()
 		if ns.node == nil && len(ns.watches) == 0 {

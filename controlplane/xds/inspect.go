@@ -58,7 +58,7 @@ func (s *Server) InspectDataplane(ctx context.Context, mesh, name string) ([]byt
 		if n == nil {
 			return nil, fmt.Errorf("xds: cannot generate the config of %s/%s (see the CP log)", mesh, name)
 		}
-		snap = generate.Resources(m, n, nil, generate.OutboundFilterConfig(m, n, generate.Token{}))
+		snap = generate.Resources(m, n, nil, generate.OutboundFilterConfig(m, n, nil))
 	}
 	out, err := snap.JSON()
 	if err != nil {

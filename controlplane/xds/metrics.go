@@ -25,7 +25,6 @@ const (
 const (
 	closedDeleted     = "dataplane_deleted"
 	closedExpired     = "token_expired"
-	closedShutdown    = "shutdown"
 	closedRoleRevoked = "role_revoked"
 )
 

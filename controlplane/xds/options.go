@@ -28,11 +28,13 @@ import (
 type Tokens interface {
 	// VerifyDataplaneToken checks the bearer token of an ADS stream.
 	VerifyDataplaneToken(ctx context.Context, raw string) (token.DataplaneClaims, error)
-	// IssueJWTSVID signs a dataplane's identity token (audience nil: the
-	// mesh's trust domain; ttl 0: the default).
+	// IssueJWTSVID signs a dataplane's JWT-SVID for audience (ttl 0: the
+	// default).
 	IssueJWTSVID(ctx context.Context, mesh string, id spiffeid.ID, audience []string, ttl time.Duration) (string, time.Time, error)
-	// JWKS returns the key set verifiers of identity tokens use.
-	JWKS(ctx context.Context) ([]byte, error)
+	// MeshJWKS returns the key set that verifies the mesh's JWT-SVIDs only.
+	MeshJWKS(ctx context.Context, mesh string) ([]byte, error)
+	// JWTSVIDIssuer is the `iss` of the JWT-SVIDs.
+	JWTSVIDIssuer() string
 }
 
 // CertificateAuthority issues X.509 SVIDs; *ca.Authority implements it.
@@ -120,6 +122,9 @@ type Options struct {
 	// SyncInterval paces the sweeper, certificate renewal checks and JWKS
 	// refresh (default 5 s).
 	SyncInterval time.Duration
+	// MaxRouteTokens caps the destination-bound JWT-SVIDs one dataplane
+	// holds (default 256; see generate.TokenAudiences).
+	MaxRouteTokens int
 	// RoleChecker re-checks the role of every open stream each
 	// RecheckInterval; nil: no re-check (logins without IAM).
 	RoleChecker RoleChecker
@@ -157,6 +162,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = 5 * time.Second
+	}
+	if o.MaxRouteTokens <= 0 {
+		o.MaxRouteTokens = defaultMaxRouteTokens
 	}
 	switch {
 	case o.RecheckInterval == 0:

@@ -29,6 +29,9 @@ type Server struct {
 	log   *slog.Logger
 	cache *meshCache
 
+	// tokens are the destination-bound JWT-SVIDs, shared by dataplanes of
+	// one identity.
+	tokens *tokenCache
 	// session names this process in its heartbeat and session entries.
 	session string
 
@@ -69,7 +72,7 @@ func NewServer(o Options) (*Server, error) {
 		return nil, err
 	}
 	return &Server{
-		o: o, log: o.Logger.With("component", "xds", "replica", o.InstanceID), cache: newMeshCache(),
+		o: o, log: o.Logger.With("component", "xds", "replica", o.InstanceID), cache: newMeshCache(), tokens: newTokenCache(),
 		session: randomID(), streams: map[int64]*stream{}, byNode: map[string]map[int64]*stream{}, loaded: make(chan struct{}),
 		timers: map[string]*time.Timer{}, metrics: newMetrics(),
 		bindings: map[string]map[string]binding{}, revoked: map[string]time.Time{},
@@ -275,7 +278,8 @@ func (c *meshCache) meshNames() map[string]bool {
 	return out
 }
 
-// renewAll renews due certificates and tokens of connected nodes.
+// renewAll renews due certificates and tokens of connected nodes, then
+// forgets the tokens no connected node renewed.
 func (s *Server) renewAll(ctx context.Context) {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.byNode))
@@ -288,44 +292,41 @@ func (s *Server) renewAll(ctx context.Context) {
 			s.log.Error("xds: renewing identity", "node", id, "err", err)
 		}
 	}
+	s.tokens.sweep(s.o.Now())
 }
 
-// ensureIdentity issues the node's certificate and identity token when it
-// has none, when they are due for renewal (certificate at rotateAt of its
-// life, token at half-life) or when its SPIFFE ID changed.
+// ensureIdentity issues the node's certificate when it has none, when it
+// is due for renewal (at rotateAt of its life) or when its SPIFFE ID
+// changed, and its destination-bound JWT-SVIDs: one per destination
+// identity its routes attach a token to (aud = that SPIFFE ID), renewed at
+// half-life.
 func (s *Server) ensureIdentity(ctx context.Context, id string) error {
 	v, ok := s.cache.view(id)
 	if !ok {
 		return nil
 	}
 	now := s.o.Now()
-	var secret *generate.Resource
-	var renewAt, refreshAt time.Time
-	var tok generate.Token
 	sid, err := spiffeID(v.node.SpiffeID)
 	if err != nil {
 		return err
 	}
+	u := identityUpdate{forID: v.node.SpiffeID, tokensFor: v.node.SpiffeID}
 	if v.identity == nil || v.identFor != v.node.SpiffeID || !now.Before(v.renewAt) {
 		svid, err := s.o.CA.IssueX509SVID(ctx, v.node.Mesh, sid)
 		if err != nil {
 			return fmt.Errorf("xds: issuing certificate for %s: %w", id, err)
 		}
-		if secret, err = generate.IdentitySecretResource(svid.CertPEM, svid.KeyPEM); err != nil {
+		if u.secret, err = generate.IdentitySecretResource(svid.CertPEM, svid.KeyPEM); err != nil {
 			return err
 		}
-		renewAt = svid.RenewAt
+		u.renewAt = svid.RenewAt
 	}
-	if v.token.Value == "" || v.identFor != v.node.SpiffeID || !now.Before(v.refreshAt) {
-		raw, exp, err := s.o.Tokens.IssueJWTSVID(ctx, v.node.Mesh, sid, nil, 0)
-		if err != nil {
-			return fmt.Errorf("xds: issuing identity token for %s: %w", id, err)
-		}
-		tok = generate.Token{Value: raw, ExpiresAt: exp}
-		refreshAt = now.Add(exp.Sub(now) / 2)
+	u.tokens, u.refreshAt, u.setTokens, err = s.routeTokens(ctx, id, v, sid, now)
+	if err != nil {
+		return fmt.Errorf("xds: issuing JWT-SVIDs for %s: %w", id, err)
 	}
-	if secret != nil || tok.Value != "" {
-		s.cache.setIdentity(id, secret, v.node.SpiffeID, renewAt, tok, refreshAt)
+	if u.secret != nil || u.setTokens {
+		s.cache.setIdentity(id, u)
 	}
 	return nil
 }

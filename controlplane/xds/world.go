@@ -28,7 +28,7 @@ type world struct {
 	sessions   map[string]map[string]*sessionEntry
 	replicas   map[string]string // live replica -> its session
 	bundles    map[string][]byte
-	jwks       json.RawMessage
+	jwks       map[string]json.RawMessage // by mesh: its JWT-SVID keys only
 	builders   map[string]*generate.Builder
 }
 
@@ -48,7 +48,7 @@ func newWorld() *world {
 		identities: map[string]map[string]*resource.MeshIdentity{}, mtps: map[string]map[string]*resource.MeshTrafficPermission{},
 		vips: map[string]map[string]netip.Addr{}, gens: map[string]*resource.HostnameGenerator{},
 		sessions: map[string]map[string]*sessionEntry{}, replicas: map[string]string{}, bundles: map[string][]byte{},
-		builders: map[string]*generate.Builder{},
+		jwks: map[string]json.RawMessage{}, builders: map[string]*generate.Builder{},
 	}
 }
 
@@ -103,13 +103,29 @@ func (s *Server) loadBundle(ctx context.Context, w *world, mesh string) {
 	w.bundles[mesh] = b.PEM
 }
 
+// loadJWKS reloads every mesh's JWKS (retired keys leave it when their
+// verification window ends, which changes nothing in the store).
 func (s *Server) loadJWKS(ctx context.Context, w *world) {
-	b, err := s.o.Tokens.JWKS(ctx)
+	for mesh := range w.jwks {
+		if w.meshes[mesh] == nil {
+			delete(w.jwks, mesh)
+		}
+	}
+	for mesh := range w.meshes {
+		s.loadMeshJWKS(ctx, w, mesh)
+	}
+}
+
+// loadMeshJWKS loads the key set of the mesh's JWT-SVIDs, which its
+// inbound filters verify tokens with: no other mesh's keys, no
+// dataplane-token keys.
+func (s *Server) loadMeshJWKS(ctx context.Context, w *world, mesh string) {
+	b, err := s.o.Tokens.MeshJWKS(ctx, mesh)
 	if err != nil {
-		s.log.Error("xds: JWKS unavailable", "err", err)
+		s.log.Error("xds: JWKS unavailable", "mesh", mesh, "err", err)
 		return
 	}
-	w.jwks = b
+	w.jwks[mesh] = b
 }
 
 // put decodes one record into w.
@@ -183,7 +199,9 @@ func (s *Server) apply(ctx context.Context, w *world, ev store.Event) (map[strin
 					return nil, err
 				}
 				s.loadBundle(ctx, w, mesh)
-				s.loadJWKS(ctx, w)
+				s.loadMeshJWKS(ctx, w, mesh)
+			} else {
+				delete(w.jwks, mesh)
 			}
 		}
 		return map[string]bool{mesh: true}, nil
@@ -205,8 +223,11 @@ func (s *Server) apply(ctx context.Context, w *world, ev store.Event) (map[strin
 		}
 		return map[string]bool{k.Mesh: true}, nil
 	case token.KindSigningKey:
-		s.loadJWKS(ctx, w)
-		return map[string]bool{allMeshes: true}, nil
+		if token.Purpose(k.Name) != token.KeyJWTSVID || w.meshes[k.Mesh] == nil {
+			return nil, nil
+		}
+		s.loadMeshJWKS(ctx, w, k.Mesh)
+		return map[string]bool{k.Mesh: true}, nil
 	}
 	return nil, nil
 }
@@ -242,7 +263,7 @@ func (w *world) online(mesh, name string) bool {
 func (s *Server) input(w *world, mesh string) *generate.Input {
 	in := &generate.Input{
 		Mesh: w.meshes[mesh], Online: map[string]bool{}, VIPs: w.vips[mesh], Domain: s.o.Domain, VIPPort: s.o.VIPPort,
-		JWKS: w.jwks, TrustBundlePEM: w.bundles[mesh], WasmPath: s.o.WasmPath, GoPath: s.o.GoPath,
+		JWKS: w.jwks[mesh], JWTIssuer: s.o.Tokens.JWTSVIDIssuer(), TrustBundlePEM: w.bundles[mesh], WasmPath: s.o.WasmPath, GoPath: s.o.GoPath,
 	}
 	for name, e := range w.dps[mesh] {
 		in.Dataplanes = append(in.Dataplanes, e.dp)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func smallMesh(t testing.TB, filterType string) *Input {
 			`{"name":"internal","spec":{"selector":{"meshService":{"matchLabels":{"kuma.io/protocol":"grpc"}}},"template":"{{ .DisplayName }}.svc.internal"}}`)},
 		Domain:         "mesh.local",
 		VIPPort:        8080,
+		JWTIssuer:      "ecsmesh-cp/jwt-svid",
 		JWKS:           json.RawMessage(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`),
 		TrustBundlePEM: []byte(testBundle),
 	}
@@ -86,7 +88,17 @@ func snapshotOf(t *testing.T, b *Builder, m *Mesh, name string, bind bool) Snaps
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Resources(m, n, id, OutboundFilterConfig(m, n, Token{Value: "header.payload.sig", ExpiresAt: time.Unix(1767225600, 0)}))
+	return Resources(m, n, id, OutboundFilterConfig(m, n, testTokens(m, n)))
+}
+
+// testTokens gives n a token for every destination TokenAudiences names.
+func testTokens(m *Mesh, n *Node) RouteTokens {
+	auds, _ := TokenAudiences(m, n, 100)
+	toks := RouteTokens{}
+	for i, aud := range auds {
+		toks[aud] = Token{Value: "header.payload" + strconv.Itoa(i) + ".sig", ExpiresAt: time.Unix(1767225600, 0)}
+	}
+	return toks
 }
 
 func TestGolden(t *testing.T) {

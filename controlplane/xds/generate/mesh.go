@@ -36,8 +36,12 @@ type Input struct {
 	Domain     string
 	// VIPPort is KUMA_DNS_SERVER_SERVICE_VIP_PORT.
 	VIPPort int
-	// JWKS is the key set whose keys sign the mesh's JWT-SVIDs.
+	// JWKS is the key set whose keys sign the mesh's JWT-SVIDs (and no
+	// other mesh's, nor dataplane tokens).
 	JWKS json.RawMessage
+	// JWTIssuer is the `iss` of the mesh's JWT-SVIDs; inbound filters
+	// refuse tokens of another issuer.
+	JWTIssuer string
 	// TrustBundlePEM is the mesh's trust bundle.
 	TrustBundlePEM []byte
 	// WasmPath and GoPath are where the sidecars hold the filter's .wasm
@@ -90,9 +94,9 @@ type Mesh struct {
 	// TrustBundle is the trust-bundle secret (nil without a bundle).
 	TrustBundle *Resource
 	// Routes are the outbound filter's routes to every HTTP service;
-	// routesJSON is their JSON, without brackets, for splicing.
+	// routes is their JSON, for splicing.
 	Routes        []filter.Route
-	routesJSON    []byte
+	routes        routeList
 	RoutesVersion string
 	// SpiffeIDs maps a dataplane name to its SPIFFE ID; IDErrors holds the
 	// dataplanes whose identity cannot be rendered.
@@ -101,9 +105,10 @@ type Mesh struct {
 	// Dataplanes by name.
 	Dataplanes map[string]*resource.Dataplane
 	// nodeEpoch changes whenever something every node's resources depend
-	// on changes (trust domain, filter form, JWKS).
+	// on changes (trust domain, filter form, JWKS, JWT issuer).
 	nodeEpoch string
 	jwks      json.RawMessage
+	jwtIssuer string
 	perms     map[string]permSet
 }
 
@@ -147,7 +152,7 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		Services: map[string]*Service{}, SpiffeIDs: make(map[string]string, len(in.Dataplanes)),
 		IDErrors: map[string]error{}, Dataplanes: make(map[string]*resource.Dataplane, len(in.Dataplanes)),
 		ClusterByName: map[string]*Resource{}, EndpointByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{},
-		jwks: in.JWKS, perms: map[string]permSet{},
+		jwks: in.JWKS, jwtIssuer: in.JWTIssuer, perms: map[string]permSet{},
 	}
 	m.FilterPath = in.WasmPath
 	if m.FilterPath == "" {
@@ -191,7 +196,7 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		}
 	}
 	m.permissions(in)
-	m.nodeEpoch = HashStrings(m.TrustDomain, m.FilterType, m.FilterPath, string(in.JWKS))
+	m.nodeEpoch = HashStrings(m.TrustDomain, m.FilterType, m.FilterPath, string(in.JWKS), in.JWTIssuer)
 	return m, nil
 }
 
@@ -206,9 +211,17 @@ func (b *Builder) spiffeIDs(in *Input, m *Mesh) {
 	for _, dp := range in.Dataplanes {
 		id, ok := b.ids[dp]
 		if !ok {
-			sid, err := resource.SPIFFEID(in.Mesh, resource.SelectIdentity(in.Identities, dp), dp)
+			mi := resource.SelectIdentity(in.Identities, dp)
+			sid, err := resource.SPIFFEID(in.Mesh, mi, dp)
 			if err != nil {
 				m.IDErrors[dp.Name] = err
+				continue
+			}
+			if td := sid.TrustDomain().Name(); td != m.TrustDomain && mi != nil {
+				// The mesh's CA signs its own trust domain only; peers must
+				// not be told to accept this identity either.
+				m.IDErrors[dp.Name] = fmt.Errorf("generate: dataplane %s/%s: SPIFFE ID %s is outside the mesh's trust domain %s (MeshIdentity %s: spiffeID.trustDomain must render to the mesh's mtls.trustDomain)",
+					dp.Mesh, dp.Name, sid, m.TrustDomain, mi.Name)
 				continue
 			}
 			id = sid.String()
@@ -301,12 +314,12 @@ func (b *Builder) services(in *Input, m *Mesh) error {
 	}
 	sort.Slice(m.VIPListeners, func(i, j int) bool { return m.VIPListeners[i].Name < m.VIPListeners[j].Name })
 	b.clusters, b.endpoints, b.vipListeners = clusters, endpoints, vipls
-	rj, err := json.Marshal(m.Routes)
+	rl, err := encodeRoutes(m.Routes)
 	if err != nil {
 		return fmt.Errorf("generate: encoding routes of mesh %s: %w", m.Name, err)
 	}
-	m.routesJSON = rj[1 : len(rj)-1]
-	m.RoutesVersion = hash(rj)
+	m.routes = rl
+	m.RoutesVersion = hash(rl.json)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	golangv3 "github.com/envoyproxy/go-control-plane/contrib/envoy/extensions/filters/http/golang/v3alpha"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -20,7 +19,7 @@ import (
 )
 
 // Node is the per-dataplane part of a dataplane's configuration, without
-// its certificate and identity token (see IdentitySecret and
+// its certificate and JWT-SVIDs (see IdentitySecret and
 // OutboundFilterConfig). It is immutable and may share resources with
 // other Nodes.
 type Node struct {
@@ -35,9 +34,9 @@ type Node struct {
 	// Extensions are the inbound filter configurations (ECDS).
 	Extensions []*Resource
 	// ExtraRoutes are the outbound routes of explicit outbounds of HTTP
-	// services; extraJSON is their JSON without brackets.
+	// services; extra is their JSON.
 	ExtraRoutes []filter.Route
-	extraJSON   []byte
+	extra       routeList
 	// internKeys are the keys of the shared resources the Node uses.
 	internKeys []string
 	// BindOutbounds: the dataplane also gets every VIP listener.
@@ -164,7 +163,7 @@ func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutb
 			continue
 		}
 		cfg := filter.Config{Mode: filter.ModeInbound, Identity: &filter.Identity{SpiffeID: id}, Inbound: &filter.Inbound{
-			Service: in.Service(), Permissions: ps.perms, Default: ps.deflt, JWKS: m.jwks,
+			Service: in.Service(), Permissions: ps.perms, Default: ps.deflt, JWKS: m.jwks, JWTIssuer: m.jwtIssuer,
 		}}
 		body, err := json.Marshal(cfg)
 		if err != nil {
@@ -205,49 +204,12 @@ func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutb
 		}
 	}
 	if len(n.ExtraRoutes) > 0 {
-		rj, err := json.Marshal(n.ExtraRoutes)
-		if err != nil {
+		var err error
+		if n.extra, err = encodeRoutes(n.ExtraRoutes); err != nil {
 			return nil, fmt.Errorf("generate: encoding outbound routes of %s/%s: %w", dp.Mesh, dp.Name, err)
 		}
-		n.extraJSON = rj[1 : len(rj)-1]
 	}
 	return n, nil
-}
-
-// Token is a dataplane's identity token (JWT-SVID).
-type Token struct {
-	Value     string
-	ExpiresAt time.Time
-}
-
-// OutboundFilterConfig returns the dataplane's outbound filter
-// configuration (ECDS): the mesh's routes, its explicit outbounds and its
-// identity token. The resource is versioned now and rendered when packed:
-// it carries every route of the mesh, too big to keep per dataplane.
-func OutboundFilterConfig(m *Mesh, n *Node, tok Token) *Resource {
-	ident := filter.Identity{SpiffeID: n.SpiffeID, Token: tok.Value}
-	if tok.Value != "" {
-		ident.TokenExpiresAt = tok.ExpiresAt.Unix()
-	}
-	filterType, filterPath, routes, extra := m.FilterType, m.FilterPath, m.routesJSON, n.extraJSON
-	version := HashStrings(m.RoutesVersion, string(extra), filterType, ident.SpiffeID, ident.Token)
-	return &Resource{Name: OutboundFilter, Version: version, render: func() (*anypb.Any, error) {
-		identJSON, err := json.Marshal(ident)
-		if err != nil {
-			return nil, fmt.Errorf("generate: encoding identity: %w", err)
-		}
-		body := make([]byte, 0, len(routes)+len(extra)+len(identJSON)+64)
-		body = append(body, `{"mode":"outbound","routes":[`...)
-		body = append(body, routes...)
-		if len(routes) > 0 && len(extra) > 0 {
-			body = append(body, ',')
-		}
-		body = append(body, extra...)
-		body = append(body, `],"identity":`...)
-		body = append(body, identJSON...)
-		body = append(body, '}')
-		return filterExtension(OutboundFilter, filterType, filterPath, body)
-	}}
 }
 
 // filterExtension packs the filter with configuration body as the ECDS

@@ -15,6 +15,7 @@ const (
 	Batch   = "spiffe://default.mesh.local/workload/batch"
 	Admin   = "spiffe://default.mesh.local/workload/admin"
 	Partner = "spiffe://other.mesh.local/workload/partner"
+	Redis   = "spiffe://default.mesh.local/workload/redis"
 )
 
 // Suite is one configuration and the requests run against one plugin
@@ -47,6 +48,9 @@ type Case struct {
 	// WantCounters are the metric increments of this request; every counter
 	// not listed must not move.
 	WantCounters []string
+	// WantReason is the Decision.Reason (why a JWT-SVID was refused),
+	// checked on the core only: the adapters do not expose it.
+	WantReason string
 }
 
 // BadConfig is a configuration the plugin must refuse at start.
@@ -60,26 +64,36 @@ type BadConfig struct {
 }
 
 // Keys are the signers the table uses: Good is in the JWKS, Rogue has the
-// same kid but another key, Other has a kid absent from the JWKS.
+// same kid but another key, Other has a kid absent from the JWKS, OtherMesh
+// is another mesh's JWT-SVID key (published, but not in this mesh's JWKS).
 type Keys struct {
-	Good, Rogue, Other *Signer
-	self               map[int64]string
+	Good, Rogue, Other, OtherMesh *Signer
+	self                          map[string]string
 }
 
-// SelfToken returns the JWT-SVID of "web" expiring at exp (the same string
-// on every call: ECDSA signatures are randomized).
-func (k *Keys) SelfToken(exp int64) string {
-	if t, ok := k.self[exp]; ok {
+// SelfToken returns the trust-domain-wide JWT-SVID of "web" expiring at exp
+// (identity.token; the same string on every call: ECDSA signatures are
+// randomized).
+func (k *Keys) SelfToken(exp int64) string { return k.token(TD, exp) }
+
+// RouteToken returns the JWT-SVID of "web" for the destination aud only,
+// expiring at exp (routes[].token).
+func (k *Keys) RouteToken(aud string, exp int64) string { return k.token(aud, exp) }
+
+func (k *Keys) token(aud string, exp int64) string {
+	key := fmt.Sprintf("%s %d", aud, exp)
+	if t, ok := k.self[key]; ok {
 		return t
 	}
-	t := k.Good.Token(Claims(Web, TD, exp))
-	k.self[exp] = t
+	t := k.Good.Token(Claims(Web, aud, exp))
+	k.self[key] = t
 	return t
 }
 
 // NewKeys makes fresh keys.
 func NewKeys() *Keys {
-	return &Keys{Good: NewSigner("k1"), Rogue: NewSigner("k1"), Other: NewSigner("k9"), self: map[int64]string{}}
+	return &Keys{Good: NewSigner("k1"), Rogue: NewSigner("k1"), Other: NewSigner("k9"),
+		OtherMesh: NewSigner("mesh2-k1"), self: map[string]string{}}
 }
 
 func mustJSON(v any) string {
@@ -90,18 +104,24 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// OutboundConfig returns an outbound configuration whose token expires at exp.
-func (k *Keys) OutboundConfig(exp int64) string {
+// OutboundConfig returns an outbound configuration whose tokens expire at
+// exp: redis has its own token (aud redis), api (attachToken, no token of
+// its own) gets identity.token, billing gets none.
+func (k *Keys) OutboundConfig(exp int64) string { return k.outboundConfig(exp, exp) }
+
+func (k *Keys) outboundConfig(routeExp, identityExp int64) string {
 	return mustJSON(map[string]any{
 		"mode": "outbound",
 		"routes": []map[string]any{
 			{"vip": "127.1.0.5:8080", "hosts": []string{"redis.mesh.local"}, "cluster": "redis",
-				"spiffeId": "spiffe://default.mesh.local/workload/redis", "attachToken": true},
+				"spiffeId": Redis, "attachToken": true,
+				"token": k.RouteToken(Redis, routeExp), "tokenExpiresAt": routeExp},
 			{"vip": "127.1.0.6:8080", "hosts": []string{"billing.mesh.local", "billing.internal:9090"},
 				"cluster": "billing"},
+			{"vip": "127.1.0.7:8080", "cluster": "api", "attachToken": true},
 		},
 		"identity": map[string]any{"spiffeId": Web,
-			"token": k.SelfToken(exp), "tokenExpiresAt": exp},
+			"token": k.SelfToken(identityExp), "tokenExpiresAt": identityExp},
 	})
 }
 
@@ -111,9 +131,10 @@ func (k *Keys) InboundConfig() string {
 		"mode":     "inbound",
 		"identity": map[string]any{"spiffeId": Web},
 		"inbound": map[string]any{
-			"service": "web",
-			"default": "Deny",
-			"jwks":    JWKS(k.Good),
+			"service":   "web",
+			"default":   "Deny",
+			"jwks":      JWKS(k.Good),
+			"jwtIssuer": Issuer,
 			"permissions": []map[string]string{
 				{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Allow"},
 				{"type": "Exact", "value": Evil, "action": "Deny"},
@@ -137,18 +158,32 @@ func (k *Keys) Suites() []Suite {
 			Headers:      [][2]string{{":authority", "redis.mesh.local"}, {"x-ecsmesh-identity", "app-forged"}},
 			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "redis", "x-ecsmesh-identity": ""},
 			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_expired"},
+		}, {
+			Name: "expired identity token not sent", Destination: "127.1.0.7:8080",
+			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "api", "x-ecsmesh-identity": ""},
+			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_expired"},
+		}}},
+		{Name: "outbound-expired-route-token", Config: k.outboundConfig(Expired, Valid), Cases: []Case{{
+			// The trust-domain-wide identity token is not a fallback for
+			// a destination-bound one.
+			Name: "expired route token not replaced by identity.token", Destination: "127.1.0.5:8080",
+			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "redis", "x-ecsmesh-identity": ""},
+			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_expired"},
 		}}},
 		{Name: "inbound", Config: k.InboundConfig(), Cases: k.inboundCases()},
 	}
 }
 
 func (k *Keys) outboundCases() []Case {
-	valid := k.SelfToken(Valid)
+	valid := k.RouteToken(Redis, Valid)
 	routed := []string{"ecsmesh_filter_routed"}
 	return []Case{
-		{Name: "by VIP with token", Destination: "127.1.0.5:8080",
+		{Name: "by VIP with the route's token", Destination: "127.1.0.5:8080",
 			Headers:      [][2]string{{":authority", "10.0.0.1"}},
 			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "redis", "x-ecsmesh-identity": valid},
+			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_attached"}},
+		{Name: "route without a token of its own sends identity.token", Destination: "127.1.0.7:8080",
+			WantHeaders:  map[string]string{"x-ecsmesh-cluster": "api", "x-ecsmesh-identity": k.SelfToken(Valid)},
 			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_attached"}},
 		{Name: "VIP beats authority", Destination: "127.1.0.6:8080",
 			Headers:     [][2]string{{":authority", "redis.mesh.local"}},
@@ -207,6 +242,9 @@ func (k *Keys) inboundCases() []Case {
 	tok := func(s *Signer, sub, aud string, exp int64) [][2]string {
 		return [][2]string{{":authority", "web"}, {"x-ecsmesh-identity", s.Token(Claims(sub, aud, exp))}}
 	}
+	raw := func(claims map[string]any) [][2]string {
+		return [][2]string{{":authority", "web"}, {"x-ecsmesh-identity", k.Good.Token(claims)}}
+	}
 	return []Case{
 		{Name: "mTLS allowed by prefix", PeerURISAN: API, WantHeaders: ok(API), WantCounters: allowed},
 		{Name: "mTLS exact Deny beats prefix Allow", PeerURISAN: Evil,
@@ -234,28 +272,44 @@ func (k *Keys) inboundCases() []Case {
 			WantHeaders: map[string]string{"x-ecsmesh-peer-id": API, "x-forwarded-client-cert": "URI=" + API,
 				"x-ecsmesh-cluster": ""},
 			WantCounters: allowed},
-		{Name: "JWT-SVID without mTLS", Headers: tok(k.Good, API, TD, Valid),
+		{Name: "JWT-SVID without mTLS", Headers: tok(k.Good, API, Web, Valid),
 			WantHeaders: ok(API), WantCounters: allowed},
-		{Name: "JWT-SVID again (cached)", Headers: tok(k.Good, API, TD, Valid),
+		{Name: "JWT-SVID again (cached)", Headers: tok(k.Good, API, Web, Valid),
 			WantHeaders: ok(API), WantCounters: allowed},
-		{Name: "JWT-SVID subject denied", Headers: tok(k.Good, Evil, TD, Valid),
+		{Name: "JWT-SVID subject denied", Headers: tok(k.Good, Evil, Web, Valid),
 			WantStatus: 403, WantBody: denied(Evil), WantCounters: deny},
-		{Name: "JWT-SVID expired", Headers: tok(k.Good, API, TD, Expired),
+		{Name: "JWT-SVID expired", Headers: tok(k.Good, API, Web, Expired),
 			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
-		{Name: "JWT-SVID wrong key", Headers: tok(k.Rogue, API, TD, Valid),
-			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
-		{Name: "JWT-SVID unknown kid", Headers: tok(k.Other, API, TD, Valid),
+		{Name: "JWT-SVID wrong key", Headers: tok(k.Rogue, API, Web, Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_signature"},
+		{Name: "JWT-SVID unknown kid", Headers: tok(k.Other, API, Web, Valid),
 			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
 		{Name: "JWT-SVID wrong audience", Headers: tok(k.Good, API, "other.mesh.local", Valid),
-			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
-		{Name: "JWT alg none", Headers: [][2]string{{"x-ecsmesh-identity", Unsigned(Claims(API, TD, Valid))}},
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_audience"},
+		{Name: "JWT-SVID for the whole trust domain", Headers: tok(k.Good, API, TD, Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_audience"},
+		// redis received api's token for itself and replays it to web.
+		{Name: "JWT-SVID minted for another service (replay)", Headers: tok(k.Good, API, Redis, Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_audience"},
+		{Name: "JWT-SVID with several audiences, web among them",
+			Headers:     raw(With(Claims(API, Redis, Valid), "aud", []string{Redis, Web})),
+			WantHeaders: ok(API), WantCounters: allowed},
+		{Name: "JWT-SVID from another issuer", Headers: raw(With(Claims(API, Web, Valid), "iss", "https://evil.example")),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_issuer"},
+		{Name: "JWT-SVID without issuer", Headers: raw(With(Claims(API, Web, Valid), "iss", nil)),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_issuer"},
+		{Name: "JWT-SVID with a non-string issuer", Headers: raw(With(Claims(API, Web, Valid), "iss", 7)),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_claims"},
+		{Name: "JWT-SVID signed by another mesh's key", Headers: tok(k.OtherMesh, API, Web, Valid),
+			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny, WantReason: "token_unknown_key"},
+		{Name: "JWT alg none", Headers: [][2]string{{"x-ecsmesh-identity", Unsigned(Claims(API, Web, Valid))}},
 			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
 		{Name: "JWT alg HS256", Headers: [][2]string{{"x-ecsmesh-identity",
-			k.Good.TokenWithHeader(map[string]any{"alg": "HS256", "kid": "k1"}, Claims(API, TD, Valid))}},
+			k.Good.TokenWithHeader(map[string]any{"alg": "HS256", "kid": "k1"}, Claims(API, Web, Valid))}},
 			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
 		{Name: "JWT garbage", Headers: [][2]string{{"x-ecsmesh-identity", "a.b.c.d"}},
 			WantStatus: 403, WantBody: denied("anonymous"), WantCounters: deny},
-		{Name: "mTLS wins over a token", PeerURISAN: API, Headers: tok(k.Good, Admin, TD, Valid),
+		{Name: "mTLS wins over a token", PeerURISAN: API, Headers: tok(k.Good, Admin, Web, Valid),
 			WantHeaders: ok(API), WantCounters: allowed},
 	}
 }
@@ -272,5 +326,14 @@ func BadConfigs() []BadConfig {
 			WantLog: "routes[0].attachtoken: unknown field"},
 		{Name: "inbound without service", Config: `{"mode":"inbound","inbound":{"default":"Deny"}}`,
 			WantLog: "inbound.service: required"},
+		{Name: "route token without attachToken",
+			Config:  `{"mode":"outbound","routes":[{"vip":"127.0.0.1:80","cluster":"c","token":"a.b.c","tokenExpiresAt":4102444800}]}`,
+			WantLog: "routes[0].token: set without attachToken"},
+		{Name: "route token not a JWT",
+			Config:  `{"mode":"outbound","routes":[{"vip":"127.0.0.1:80","cluster":"c","attachToken":true,"token":"a b"}]}`,
+			WantLog: "routes[0].token: must be a compact JWT"},
+		{Name: "route token expiry negative",
+			Config:  `{"mode":"outbound","routes":[{"vip":"127.0.0.1:80","cluster":"c","attachToken":true,"token":"a.b.c","tokenExpiresAt":-1}]}`,
+			WantLog: "routes[0].tokenExpiresAt: must be Unix seconds"},
 	}
 }

@@ -89,9 +89,28 @@ func Unsigned(claims map[string]any) string {
 	return encodePart(map[string]any{"alg": "none", "typ": "JWT"}) + "." + encodePart(claims) + "."
 }
 
-// Claims returns JWT-SVID claims for sub, audience aud, expiring at exp.
+// Issuer is the iss of the table's JWT-SVIDs and the inbound.jwtIssuer of
+// its inbound configuration.
+const Issuer = "https://cp.mesh.example"
+
+// Claims returns JWT-SVID claims issued by Issuer for sub, audience aud,
+// expiring at exp.
 func Claims(sub, aud string, exp int64) map[string]any {
-	return map[string]any{"sub": sub, "aud": []string{aud}, "exp": exp, "iat": Expired - 10}
+	return map[string]any{"iss": Issuer, "sub": sub, "aud": []string{aud}, "exp": exp, "iat": Expired - 10}
+}
+
+// With returns a copy of claims with key set to v, or removed when v is nil.
+func With(claims map[string]any, key string, v any) map[string]any {
+	out := make(map[string]any, len(claims)+1)
+	for k, val := range claims {
+		out[k] = val
+	}
+	if v == nil {
+		delete(out, key)
+	} else {
+		out[key] = v
+	}
+	return out
 }
 
 func encodePart(v any) string {
