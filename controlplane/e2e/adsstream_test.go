@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,16 +22,17 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/ecsmesh/ecsmesh/controlplane/xds"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
-// received is one SVID a stream was sent: the X.509 SVID of the identity
-// secret, or the identity (SPIFFE ID and JWT-SVID) of a filter config.
+// received is one identity a stream was sent: the X.509 SVID of the
+// identity secret, the identity a filter config names, or a JWT-SVID in a
+// filter config.
 type received struct {
-	kind     string // "x509" or "filter"
-	spiffeID string // URI SAN of the certificate, or the filter's spiffeId
-	jwtSub   string // sub of the filter's JWT-SVID ("" without one)
+	kind     string // "x509", "filter identity" or "JWT-SVID"
+	spiffeID string // URI SAN of the certificate, the filter's spiffeId or the JWT-SVID's sub
 	jwt      string
 	certDER  []byte
 	keyPEM   []byte
@@ -54,15 +56,18 @@ type adsStream struct {
 
 // openADS opens one SotW stream to addr with the dataplane token tok as
 // node nodeID, verifying the CP with roots (the CP's CA, as the agent
-// pins it).
+// pins it). The node asks for every VIP listener (ecsmesh-dp
+// --bind-outbounds), so it is sent the outbound filter with its
+// destination-bound JWT-SVIDs too.
 func openADS(t *testing.T, label, addr string, roots *x509.CertPool, tok, nodeID string) *adsStream {
 	t.Helper()
 	s := &adsStream{label: label, done: make(chan struct{})}
 	c, err := adsclient.New(adsclient.Config{
-		Address: addr,
-		TLS:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		Token:   func() (string, error) { return tok, nil },
-		NodeID:  nodeID,
+		Address:  addr,
+		TLS:      &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		Token:    func() (string, error) { return tok, nil },
+		NodeID:   nodeID,
+		Metadata: map[string]any{xds.MetadataBindOutbounds: true},
 		Reject: func(typeURL string, res map[string]*anypb.Any) error {
 			s.record(typeURL, res)
 			return nil
@@ -115,20 +120,21 @@ func (s *adsStream) record(typeURL string, res map[string]*anypb.Any) {
 	defer s.mu.Unlock()
 	for name, a := range res {
 		s.raw = append(s.raw, append([]byte(a.GetTypeUrl()+"\x00"), a.GetValue()...))
-		var r *received
+		var rs []received
 		var err error
 		switch typeURL {
 		case adsclient.SecretType:
-			r, err = secretSVID(a)
+			var r *received
+			if r, err = secretSVID(a); r != nil {
+				rs = append(rs, *r)
+			}
 		case adsclient.ExtensionType:
-			r, err = filterIdentity(a)
+			rs, err = filterIdentities(a)
 		}
 		if err != nil {
 			s.errs = append(s.errs, fmt.Sprintf("%s %s: %v", typeURL, name, err))
 		}
-		if r != nil {
-			s.svid = append(s.svid, *r)
-		}
+		s.svid = append(s.svid, rs...)
 	}
 }
 
@@ -178,9 +184,13 @@ func secretSVID(a *anypb.Any) (*received, error) {
 	return &received{kind: "x509", spiffeID: strings.Join(uris, ","), certDER: cert.Raw, keyPEM: tc.GetPrivateKey().GetInlineBytes()}, nil
 }
 
-// filterIdentity reads the identity of a filter configuration (ECDS), nil
-// for a configuration without one (the inbound filter).
-func filterIdentity(a *anypb.Any) (*received, error) {
+// jwtRE finds compact JWTs (header and payload are JSON objects).
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+`)
+
+// filterIdentities reads what a filter configuration (ECDS) says the
+// sidecar is: its identity's SPIFFE ID, and the subject of every JWT-SVID
+// anywhere in it (the identity's and each route's destination-bound one).
+func filterIdentities(a *anypb.Any) ([]received, error) {
 	var ext corev3.TypedExtensionConfig
 	if err := a.UnmarshalTo(&ext); err != nil {
 		return nil, err
@@ -202,22 +212,22 @@ func filterIdentity(a *anypb.Any) (*received, error) {
 	if err := cfgAny.UnmarshalTo(&str); err != nil {
 		return nil, err
 	}
-	var cfg struct {
-		Identity *filter.Identity `json:"identity"`
-	}
+	var cfg filter.Config
 	if err := json.Unmarshal([]byte(str.GetValue()), &cfg); err != nil {
 		return nil, fmt.Errorf("filter %s: %w", ext.GetName(), err)
 	}
-	if cfg.Identity == nil {
-		return nil, nil
+	var out []received
+	if cfg.Identity != nil {
+		out = append(out, received{kind: "filter identity", spiffeID: cfg.Identity.SpiffeID})
 	}
-	r := &received{kind: "filter", spiffeID: cfg.Identity.SpiffeID, jwt: cfg.Identity.Token}
-	if r.jwt != "" {
-		if r.jwtSub, err = jwtSubject(r.jwt); err != nil {
-			return nil, fmt.Errorf("filter %s: %w", ext.GetName(), err)
+	for _, tok := range jwtRE.FindAllString(str.GetValue(), -1) {
+		sub, err := jwtSubject(tok)
+		if err != nil {
+			return out, fmt.Errorf("filter %s: %w", ext.GetName(), err)
 		}
+		out = append(out, received{kind: "JWT-SVID", spiffeID: sub, jwt: tok})
 	}
-	return r, nil
+	return out, nil
 }
 
 // jwtSubject reads the sub claim of a JWT without verifying it.
@@ -274,9 +284,6 @@ func checkOnlyOwn(t *testing.T, s *adsStream, own string, secrets map[string][]b
 	for _, r := range svids {
 		if r.spiffeID != own {
 			t.Errorf("%s was sent the %s SVID of %q, not its own %q", s.label, r.kind, r.spiffeID, own)
-		}
-		if r.jwt != "" && r.jwtSub != own {
-			t.Errorf("%s was sent a JWT-SVID for %q, not its own %q", s.label, r.jwtSub, own)
 		}
 	}
 	for what, secret := range secrets {

@@ -28,13 +28,14 @@ import (
 // sidecarAPI is a CP's sidecar API as an agent reaches it: HTTPS,
 // verified with the CP's CA.
 type sidecarAPI struct {
+	proc   *cpProcess
 	name   string
 	base   string
 	client *http.Client
 }
 
 func newSidecarAPI(p *cpProcess, roots *x509.CertPool) *sidecarAPI {
-	return &sidecarAPI{name: p.name, base: "https://" + p.api, client: &http.Client{
+	return &sidecarAPI{proc: p, name: p.name, base: "https://" + p.api, client: &http.Client{
 		Timeout:   20 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}},
 	}}

@@ -44,18 +44,29 @@ type takeover struct {
 	attacker []*adsStream
 }
 
-// refused checks an answer of the sidecar API against the wanted status
-// and reason codes (any of them), logs the reason and returns the problem.
-func (s *takeover) refused(step string, status int, body []byte, wantStatus int, wantReasons ...string) problemBody {
+// refused checks an answer of api against the wanted "status reason"
+// pairs (any of them), logs the reason and returns the problem. When the
+// attack got a dataplane token instead, the attacker uses it at once: it
+// opens ADS on api's replica as the victim's node, and what that stream
+// is sent is checked with the other attacker streams.
+func (s *takeover) refused(api *sidecarAPI, step string, status int, body []byte, wants ...string) problemBody {
 	s.t.Helper()
+	var won struct {
+		Token string `json:"token"`
+	}
+	if status == http.StatusOK && json.Unmarshal(body, &won) == nil && won.Token != "" {
+		s.t.Errorf("%s: the attack succeeded (200 with a dataplane token)", step)
+		s.exploit(api.proc, "stream with the token of "+step, won.Token)
+		return problemBody{}
+	}
 	p, err := decodeProblem(body)
 	if err != nil {
 		s.t.Errorf("%s: %d %v", step, status, err)
 		return p
 	}
 	s.reasons = append(s.reasons, fmt.Sprintf("%-62s → %d %s", step, status, p.Reason))
-	if status != wantStatus || !slices.Contains(wantReasons, p.Reason) {
-		s.t.Errorf("%s: got %d %s (%s), want %d %v", step, status, p.Reason, p.Details, wantStatus, wantReasons)
+	if !slices.Contains(wants, fmt.Sprintf("%d %s", status, p.Reason)) {
+		s.t.Errorf("%s: got %d %s (%s), want one of %q", step, status, p.Reason, p.Details, wants)
 	}
 	return p
 }
@@ -77,9 +88,24 @@ func (s *takeover) bootstrap(api *sidecarAPI, name, service, address, task, want
 	return resp
 }
 
+// exploit opens ADS as the victim's node with a token an attack won,
+// and waits until it is sent an SVID or ends.
+func (s *takeover) exploit(p *cpProcess, label, tok string) {
+	s.t.Helper()
+	st := openADS(s.t, label, p.xds, loadRoots(s.t, s.caPath), tok, "default."+victimName)
+	s.attacker = append(s.attacker, st)
+	waitFor(s.t, settleDeadline, label+" sent an SVID or ended", func() (bool, string) {
+		done, _ := st.ended()
+		return done || len(st.x509SVIDs()) > 0, "waiting"
+	})
+	s.reasons = append(s.reasons, fmt.Sprintf("%-62s → sent %d X.509 SVIDs, ended: %s", label, len(st.x509SVIDs()), st.code()))
+}
+
 // served opens a stream and waits until it holds its X.509 SVID. A
 // stream the replica refuses because its watch has not yet seen the
-// Dataplane (NotFound) is opened again, as Envoy retries.
+// Dataplane (NotFound, Unavailable) is opened again, as Envoy retries;
+// any other end is an error of the test, and the ended stream is
+// returned.
 func (s *takeover) served(p *cpProcess, label, tok, node string) *adsStream {
 	s.t.Helper()
 	roots := loadRoots(s.t, s.caPath)
@@ -94,6 +120,10 @@ func (s *takeover) served(p *cpProcess, label, tok, node string) *adsStream {
 			return true, ""
 		}
 		if done, err := st.ended(); done {
+			if c := st.code(); c != "NotFound" && c != "Unavailable" {
+				s.t.Errorf("%s: refused: %v", label, err)
+				return true, ""
+			}
 			st = nil
 			return false, fmt.Sprintf("attempt %d ended: %v", attempts, err)
 		}
@@ -166,6 +196,9 @@ func TestTakeoverTwoReplicas(t *testing.T) {
 	// 1. The victim bootstraps redis-1 on cp-a and holds its stream there.
 	vb := s.bootstrap(s.apiA, victimName, "redis", "127.0.0.3", victimTask, victimID)
 	victim := s.served(s.a, "victim redis-1 on cp-a", vb.Token, "default."+victimName)
+	if len(victim.x509SVIDs()) == 0 {
+		t.FailNow()
+	}
 	if got := victim.x509SVIDs()[0].spiffeID; got != victimID {
 		t.Fatalf("the victim's X.509 SVID is %q, want %q", got, victimID)
 	}
@@ -181,46 +214,53 @@ func TestTakeoverTwoReplicas(t *testing.T) {
 	// 2a. /bootstrap of the victim's name as a web Dataplane.
 	for _, api := range []*sidecarAPI{s.apiB, s.apiA} {
 		status, body := api.post(t, "/bootstrap", bootstrapBody(t, victimName, taskDataplane(victimName, "web", "127.0.0.2"), s.logins.token(t, attackerTask), s.caPath), "")
-		s.refused("(a) /bootstrap redis-1 as web on "+api.name, status, body, http.StatusConflict, "dataplane_owned")
+		s.refused(api, "(a) /bootstrap redis-1 as web on "+api.name, status, body, "409 dataplane_owned")
 	}
 	// 2b. /bootstrap of the victim's name, and of a free name, as redis
 	// (a service the attacker's role does not carry).
 	for _, api := range []*sidecarAPI{s.apiB, s.apiA} {
 		status, body := api.post(t, "/bootstrap", bootstrapBody(t, victimName, taskDataplane(victimName, "redis", "127.0.0.2"), s.logins.token(t, attackerTask), s.caPath), "")
-		s.refused("(b) /bootstrap redis-1 as redis on "+api.name, status, body, http.StatusConflict, "dataplane_owned")
+		s.refused(api, "(b) /bootstrap redis-1 as redis on "+api.name, status, body, "409 dataplane_owned", "403 role_service_mismatch")
 	}
 	status, body := s.apiB.post(t, "/bootstrap", bootstrapBody(t, "redis-2", taskDataplane("redis-2", "redis", "127.0.0.2"), s.logins.token(t, attackerTask), s.caPath), "")
-	s.refused("(b) /bootstrap redis-2 (free name) as redis on cp-b", status, body, http.StatusForbidden, "role_service_mismatch")
+	s.refused(s.apiB, "(b) /bootstrap redis-2 (free name) as redis on cp-b", status, body, "403 role_service_mismatch")
 	// 2c. Login for the victim's name: 409, worded as for a name that
 	// does not exist (no oracle).
 	for _, api := range []*sidecarAPI{s.apiB, s.apiA} {
 		status, body := api.post(t, "/v1/auth/aws-iam/login", loginBody(t, victimName, s.logins.token(t, attackerTask)), "")
-		pVictim := s.refused("(c) login redis-1 on "+api.name, status, body, http.StatusConflict, "dataplane_owned")
+		pVictim := s.refused(api, "(c) login redis-1 on "+api.name, status, body, "409 dataplane_owned")
 		status, body = api.post(t, "/v1/auth/aws-iam/login", loginBody(t, "nobody-1", s.logins.token(t, attackerTask)), "")
-		pNobody := s.refused("(c) login nobody-1 (no such name) on "+api.name, status, body, http.StatusConflict, "dataplane_owned")
+		pNobody := s.refused(api, "(c) login nobody-1 (no such name) on "+api.name, status, body, "409 dataplane_owned")
 		pNobody.Details = strings.ReplaceAll(pNobody.Details, "nobody-1", victimName)
-		if a, b := mustJSON(t, pVictim), mustJSON(t, pNobody); !bytes.Equal(a, b) {
+		if a, b := mustJSON(t, pVictim), mustJSON(t, pNobody); pVictim.Reason != "" && !bytes.Equal(a, b) {
 			t.Errorf("(c) on %s: the answer for the victim's name differs from the one for a free name:\n%s\n%s", api.name, a, b)
 		}
 	}
 	// 2d. Case-variant keys: "name" checked, "NAME" used.
 	status, body = s.apiB.post(t, "/bootstrap", fmt.Sprintf(`{"mesh":"default","name":%q,"NAME":%q,"dataplaneResource":%s,"loginToken":%q}`,
 		attackerName, victimName, mustJSON(t, taskDataplane(victimName, "web", "127.0.0.2")), s.logins.token(t, attackerTask)), "")
-	s.refused(`(d) /bootstrap {"name":"web-1","NAME":"redis-1"} on cp-b`, status, body, http.StatusBadRequest, "invalid_bootstrap_request")
+	s.refused(s.apiB, `(d) /bootstrap {"name":"web-1","NAME":"redis-1"} on cp-b`, status, body, "400 invalid_bootstrap_request")
 	status, body = s.apiB.post(t, "/v1/auth/aws-iam/login", fmt.Sprintf(`{"mesh":"default","name":%q,"NAME":%q,"proxyType":"dataplane","loginToken":%q}`,
 		attackerName, victimName, s.logins.token(t, attackerTask)), "")
-	s.refused(`(d) login {"name":"web-1","NAME":"redis-1"} on cp-b`, status, body, http.StatusBadRequest, "invalid_login_request")
+	s.refused(s.apiB, `(d) login {"name":"web-1","NAME":"redis-1"} on cp-b`, status, body, "400 invalid_login_request")
 
 	// 2e. The attacker's own web-1, then its token for the victim's node.
 	ab := s.bootstrap(s.apiB, attackerName, "web", "127.0.0.2", attackerTask, attackerID)
 	s.refusedStream(s.b, "(e) ADS default.redis-1 with web-1's token on cp-b", ab.Token, "default."+victimName)
 	s.refusedStream(s.a, "(e) ADS default.redis-1 with web-1's token on cp-a", ab.Token, "default."+victimName)
 	status, body = s.apiB.post(t, "/v1/health-sync", `{"mesh":"default","name":"redis-1","ready":false}`, ab.Token)
-	s.refused("(e) health sync of redis-1 with web-1's token on cp-b", status, body, http.StatusForbidden, "dataplane_token_mismatch")
+	s.refused(s.apiB, "(e) health sync of redis-1 with web-1's token on cp-b", status, body, "403 dataplane_token_mismatch")
 
-	// 2f. Legitimate web-1 streams opened and closed on cp-b while the
-	// victim's stream is live on cp-a, then the disconnect grace: cp-b
-	// removes web-1 (its grace timer ran), and must leave redis-1 alone.
+	// 2f. A stream of redis-1 opened and closed on cp-b while the
+	// victim's is live on cp-a: what the attacker did with a stolen
+	// redis-1 token before streams were bound (here the victim's own
+	// token: no attacker token opens this node any more). cp-b's
+	// disconnect must not count as redis-1 gone. Then legitimate web-1
+	// streams opened and closed on cp-b, and the disconnect grace: cp-b
+	// removes web-1 (its timer, armed after redis-1's, ran) and must
+	// leave redis-1 alone.
+	second := s.served(s.b, "(f) victim's own second stream on cp-b", vb.Token, "default."+victimName)
+	second.close()
 	for i := range attackerRounds {
 		st := s.served(s.b, fmt.Sprintf("(f) attacker web-1 on cp-b, round %d", i+1), ab.Token, "default."+attackerName)
 		s.attacker = append(s.attacker, st)
@@ -249,6 +289,7 @@ func TestTakeoverTwoReplicas(t *testing.T) {
 		t.Errorf("the victim's stream on cp-a ended (%s): %v", victim.code(), err)
 	}
 	checkOnlyOwn(t, victim, victimID, nil)
+	checkOnlyOwn(t, second, victimID, nil)
 	_, victimSVIDs, _ := victim.snapshot()
 	secrets := secretsOf(victimSVIDs)
 	if len(secrets) == 0 {
@@ -272,8 +313,12 @@ func TestTakeoverTwoReplicas(t *testing.T) {
 		}
 	}
 	acks, nacks, _ := victim.client.Counts()
-	t.Logf("victim: %d responses ACKed, %d NACKed, %d SVIDs received (all %s); attacker streams: %d; web role %s",
-		acks, nacks, len(victimSVIDs), victimID, len(s.attacker), webRole.ARN)
+	kinds := map[string]int{}
+	for _, r := range victimSVIDs {
+		kinds[r.kind]++
+	}
+	t.Logf("victim: %d responses ACKed, %d NACKed, identities received %v (all %s); %d attacker streams (role %s) checked against %d secrets of the victim",
+		acks, nacks, kinds, victimID, len(s.attacker), webRole.ARN, len(secrets))
 	t.Logf("refusals seen:\n  %s", strings.Join(s.reasons, "\n  "))
 	if t.Failed() {
 		t.Logf("---- local AWS log ----\n%s", cloudLogs.String())
