@@ -91,6 +91,8 @@ type cpProcess struct {
 	done chan struct{} // closed once the process exited
 	// Addresses the process reported in its log (it listens on :0 ports).
 	admin, api, xds string
+	// dataDir is its ECSMESH_DATA_DIR (cp-ca.pem is written there).
+	dataDir string
 }
 
 var listenLine = regexp.MustCompile(`msg="(admin API|sidecar API|ADS) listening[^"]*" addr=(\S+)`)
@@ -102,9 +104,10 @@ var listenLine = regexp.MustCompile(`msg="(admin API|sidecar API|ADS) listening[
 func startCP(t *testing.T, name string, env []string) *cpProcess {
 	t.Helper()
 	full := cleanEnv()
+	dataDir := t.TempDir()
 	full = append(full,
 		"ECSMESH_INSTANCE_ID="+name,
-		"ECSMESH_DATA_DIR="+t.TempDir(),
+		"ECSMESH_DATA_DIR="+dataDir,
 		"ECSMESH_API_ADDR=127.0.0.1:0",
 		"ECSMESH_XDS_ADDR=127.0.0.1:0",
 		"ECSMESH_ADMIN_ADDR=127.0.0.1:0",
@@ -118,7 +121,7 @@ func startCP(t *testing.T, name string, env []string) *cpProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cpProcess{name: name, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &cpProcess{name: name, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{}), dataDir: dataDir}
 	cmd.Stdout = p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
