@@ -94,7 +94,7 @@ type Identity struct {
 // Inbound is the authorization policy of the local service.
 type Inbound struct {
 	// Service is the local service name, used in the 403 body (required in
-	// inbound mode). Extension of SPEC §4.
+	// inbound mode). An ecsmesh extension of the filter config (see filter/README.md).
 	Service string `json:"service,omitempty"`
 	// Permissions are checked in any order: a matching Deny beats a matching
 	// Allow; without a match, Default applies.
@@ -107,7 +107,7 @@ type Inbound struct {
 	JWKS json.RawMessage `json:"jwks,omitempty"`
 	// Audiences are the accepted JWT-SVID audiences (any one must match).
 	// Default: Identity.SpiffeID, this sidecar's own SPIFFE ID, so that a
-	// token minted for another service is refused. Extension of SPEC §4.
+	// token minted for another service is refused. An ecsmesh extension of the filter config (see filter/README.md).
 	Audiences []string `json:"audiences,omitempty"`
 	// JWTIssuer, when set, is the only accepted `iss` of a JWT-SVID (a
 	// token without iss is refused). The control plane sets it to the
