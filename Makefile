@@ -5,14 +5,17 @@ GOFLAGS_TEST ?= -timeout 25m
 # Tests that need PostgreSQL read this DSN; CI has PostgreSQL on 127.0.0.1:5432.
 export ECSMESH_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: all build cp dp wasm so test test-race bench bench-quick fuzz run demo lint images clean
+.PHONY: all build cp dp dev wasm so test test-race bench bench-quick fuzz run demo lint images clean
 
 all: build
 
-build: cp dp wasm so
+build: cp dp dev wasm so
 
 cp:
 	$(GO) build -o $(BUILD)/ecsmesh-cp ./controlplane/cmd/ecsmesh-cp
+
+dev:
+	$(GO) build -o $(BUILD)/ecsmesh-dev ./internal/dev/cmd/ecsmesh-dev
 
 dp:
 	$(GO) build -o $(BUILD)/ecsmesh-dp ./bootstrap/cmd/ecsmesh-dp
@@ -47,10 +50,10 @@ fuzz:
 	done
 
 run: build
-	$(BUILD)/ecsmesh-cp dev run
+	$(BUILD)/ecsmesh-dev run
 
 demo: build
-	$(BUILD)/ecsmesh-cp dev demo
+	$(BUILD)/ecsmesh-dev demo
 
 lint:
 	$(GO) vet ./...

@@ -25,14 +25,14 @@ import (
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoy"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoy/envoytest"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
-	fakemeta "github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecsmeta"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/sigv4"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeaws"
+	fakemeta "github.com/ecsmesh/ecsmesh/internal/test/fakeecsmeta"
+	"github.com/ecsmesh/ecsmesh/internal/test/sigv4check"
 )
 
 const (
@@ -151,7 +151,7 @@ func (l *logBuffer) Count(s string) int {
 // world is fake AWS, a task, and a real control plane.
 type world struct {
 	t       *testing.T
-	cloud   *awsfake.Cloud
+	cloud   *fakeaws.Cloud
 	aws     *httptest.Server
 	meta    *fakemeta.Fake
 	metaURL string
@@ -165,7 +165,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, cloud: awsfake.New(nil), dataDir: t.TempDir()}
+	w := &world{t: t, cloud: fakeaws.New(nil), dataDir: t.TempDir()}
 	w.aws = httptest.NewServer(w.cloud)
 	t.Cleanup(w.aws.Close)
 	r := w.cloud.IAM.PutRole(acct, "web", roleTags)
@@ -174,7 +174,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpCred := w.cloud.Verifier.Issue(sigv4.Principal{Account: acct, ARN: "arn:aws:iam::" + acct + ":user/cp", UserID: "AIDACP"}, 0)
+	cpCred := w.cloud.Verifier.Issue(sigv4check.Principal{Account: acct, ARN: "arn:aws:iam::" + acct + ":user/cp", UserID: "AIDACP"}, 0)
 	for k, v := range map[string]string{
 		"AWS_REGION": region, "AWS_ENDPOINT_URL_STS": w.aws.URL, "AWS_ENDPOINT_URL_IAM": w.aws.URL, "AWS_ENDPOINT_URL_ECS": w.aws.URL,
 		"AWS_ACCESS_KEY_ID": cpCred.AccessKeyID, "AWS_SECRET_ACCESS_KEY": cpCred.SecretAccessKey, "AWS_SESSION_TOKEN": cpCred.SessionToken,

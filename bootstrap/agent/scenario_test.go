@@ -12,11 +12,11 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/agent"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecsmeta"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/fault"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/internal/test/awsfault"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeecsmeta"
 )
 
 // waitRunning waits until the fake Envoy runs and the app is Ready at the CP.
@@ -165,7 +165,7 @@ func TestSTSThrottlingDuringRefresh(t *testing.T) {
 	first, _ := os.ReadFile(r.a.TokenPath())
 
 	// STS throttles every attempt of the CP's next login (3 attempts).
-	w.cloud.STS.Faults().Inject(fault.Fault{Kind: fault.Throttle, Times: 3})
+	w.cloud.STS.Faults().Inject(awsfault.Fault{Kind: awsfault.Throttle, Times: 3})
 	r.clk.Advance(31 * time.Minute) // past half of the 1h token life
 	eventually(t, nil, 0, "refresh failure logged", func() bool {
 		return r.logs.Contains("token refresh failed; keeping the current token")
@@ -201,11 +201,11 @@ func TestAppUnhealthyRemovesEndpoint(t *testing.T) {
 	r := w.startAgent(w.httpClient())
 	waitRunning(t, w, r)
 	eventually(t, r.clk, time.Second, "inbound ready", func() bool { return w.inboundState() == resource.StateReady })
-	if err := w.meta.SetHealth("app", ecsmeta.Unhealthy); err != nil {
+	if err := w.meta.SetHealth("app", fakeecsmeta.Unhealthy); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, r.clk, time.Second, "inbound not ready", func() bool { return w.inboundState() == resource.StateNotReady })
-	if err := w.meta.SetHealth("app", ecsmeta.Healthy); err != nil {
+	if err := w.meta.SetHealth("app", fakeecsmeta.Healthy); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, r.clk, time.Second, "inbound ready again", func() bool { return w.inboundState() == resource.StateReady })

@@ -16,11 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeaws"
 )
 
 func TestNewLoginTokenIsSignedAndUnsent(t *testing.T) {
-	c := awsfake.New(nil)
+	c := fakeaws.New(nil)
 	srv := httptest.NewServer(c)
 	defer srv.Close()
 	c.IAM.PutRole("111122223333", "web", nil)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
-	fakemeta "github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecsmeta"
+	fakemeta "github.com/ecsmesh/ecsmesh/internal/test/fakeecsmeta"
 )
 
 func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }

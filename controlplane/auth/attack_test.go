@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecs"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/fault"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/internal/test/awsfault"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeecs"
 )
 
 const stsXML = `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::111122223333:assumed-role/web/s</Arn><UserId>AROAAAAAAAAAAAAA:s</UserId><Account>111122223333</Account></GetCallerIdentityResult>`
@@ -46,7 +46,7 @@ func TestAttacks(t *testing.T) {
 		return m
 	}
 	verifyECS := func(e *env) { e.cfg.VerifyECSTask = true; e.rebuild() }
-	stsFault := func(f fault.Fault) func(*env) { return func(e *env) { e.cloud.STS.Faults().Inject(f) } }
+	stsFault := func(f awsfault.Fault) func(*env) { return func(e *env) { e.cloud.STS.Faults().Inject(f) } }
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 	tests := []struct {
@@ -133,16 +133,16 @@ func TestAttacks(t *testing.T) {
 			c.SecretAccessKey = "wrong"
 			return e.token(signed{cred: c})
 		}, status: 401, reason: auth.ReasonSTSRejected},
-		{name: "STS returns non-XML", setup: stsFault(fault.Fault{Kind: fault.Body, ContentType: "text/plain", Body: "hello"}), status: 401, reason: auth.ReasonSTSBadResponse},
-		{name: "STS returns XML labelled JSON", setup: stsFault(fault.Fault{Kind: fault.Body, ContentType: "application/json", Body: stsXML + `</GetCallerIdentityResponse>`}), status: 401, reason: auth.ReasonSTSBadResponse},
-		{name: "STS returns an XML error", setup: stsFault(fault.Fault{Kind: fault.Error, Status: 403, Code: "InvalidClientTokenId", Message: "secret detail"}), status: 401, reason: auth.ReasonSTSRejected},
-		{name: "STS returns two results", setup: stsFault(fault.Fault{Kind: fault.Body, ContentType: "text/xml", Body: strings.Replace(stsXML, "<GetCallerIdentityResult>", "<GetCallerIdentityResult><Arn>x</Arn><UserId>y</UserId><Account>z</Account></GetCallerIdentityResult><GetCallerIdentityResult>", 1) + `</GetCallerIdentityResponse>`}), status: 401, reason: auth.ReasonSTSBadResponse},
-		{name: "STS returns trailing data", setup: stsFault(fault.Fault{Kind: fault.Body, ContentType: "text/xml", Body: stsXML + `</GetCallerIdentityResponse><x/>`}), status: 401, reason: auth.ReasonSTSBadResponse},
-		{name: "STS returns a redirect", setup: stsFault(fault.Fault{Kind: fault.Redirect, Location: "http://127.0.0.1:1/"}), status: 401, reason: auth.ReasonSTSBadResponse},
+		{name: "STS returns non-XML", setup: stsFault(awsfault.Fault{Kind: awsfault.Body, ContentType: "text/plain", Body: "hello"}), status: 401, reason: auth.ReasonSTSBadResponse},
+		{name: "STS returns XML labelled JSON", setup: stsFault(awsfault.Fault{Kind: awsfault.Body, ContentType: "application/json", Body: stsXML + `</GetCallerIdentityResponse>`}), status: 401, reason: auth.ReasonSTSBadResponse},
+		{name: "STS returns an XML error", setup: stsFault(awsfault.Fault{Kind: awsfault.Error, Status: 403, Code: "InvalidClientTokenId", Message: "secret detail"}), status: 401, reason: auth.ReasonSTSRejected},
+		{name: "STS returns two results", setup: stsFault(awsfault.Fault{Kind: awsfault.Body, ContentType: "text/xml", Body: strings.Replace(stsXML, "<GetCallerIdentityResult>", "<GetCallerIdentityResult><Arn>x</Arn><UserId>y</UserId><Account>z</Account></GetCallerIdentityResult><GetCallerIdentityResult>", 1) + `</GetCallerIdentityResponse>`}), status: 401, reason: auth.ReasonSTSBadResponse},
+		{name: "STS returns trailing data", setup: stsFault(awsfault.Fault{Kind: awsfault.Body, ContentType: "text/xml", Body: stsXML + `</GetCallerIdentityResponse><x/>`}), status: 401, reason: auth.ReasonSTSBadResponse},
+		{name: "STS returns a redirect", setup: stsFault(awsfault.Fault{Kind: awsfault.Redirect, Location: "http://127.0.0.1:1/"}), status: 401, reason: auth.ReasonSTSBadResponse},
 		{name: "STS stalls 5 s past the timeout", setup: func(e *env) {
 			e.cfg.STSTimeout = 50 * time.Millisecond
 			e.rebuild()
-			e.cloud.STS.Faults().Inject(fault.Fault{Kind: fault.Stall, Delay: 5 * time.Second})
+			e.cloud.STS.Faults().Inject(awsfault.Fault{Kind: awsfault.Stall, Delay: 5 * time.Second})
 		}, status: 503, reason: auth.ReasonSTSUnavailable},
 		// 9. assumed role.
 		{name: "iam:user ARN instead of an assumed role", token: func(e *env) string {
@@ -175,18 +175,18 @@ func TestAttacks(t *testing.T) {
 		// 13. ECS task.
 		{name: "ECS task STOPPED", setup: func(e *env) {
 			verifyECS(e)
-			e.cloud.ECS.SetStatus(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session}.ARN(), "STOPPED")
+			e.cloud.ECS.SetStatus(fakeecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session}.ARN(), "STOPPED")
 		}, status: 403, reason: auth.ReasonECSTaskNotRunning},
 		{name: "ECS task in a foreign cluster", setup: func(e *env) {
 			verifyECS(e)
-			e.cloud.ECS.SetStatus(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session}.ARN(), "STOPPED")
-			e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: "other", TaskRoleARN: e.role.ARN})
-			e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "evil", TaskID: session, TaskRoleARN: e.role.ARN})
-			e.cloud.ECS.SetStatus(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session}.ARN(), "RUNNING")
+			e.cloud.ECS.SetStatus(fakeecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session}.ARN(), "STOPPED")
+			e.cloud.ECS.AddTask(fakeecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: "other", TaskRoleARN: e.role.ARN})
+			e.cloud.ECS.AddTask(fakeecs.Task{Account: acct, Region: region, Cluster: "evil", TaskID: session, TaskRoleARN: e.role.ARN})
+			e.cloud.ECS.SetStatus(fakeecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session}.ARN(), "RUNNING")
 			e.cloud.IAM.PutRole(acct, "unused", nil)
 		}, token: func(e *env) string {
 			// A session whose task runs only in another cluster.
-			e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "evil", TaskID: "abc123", TaskRoleARN: e.role.ARN})
+			e.cloud.ECS.AddTask(fakeecs.Task{Account: acct, Region: region, Cluster: "evil", TaskID: "abc123", TaskRoleARN: e.role.ARN})
 			c, err := e.cloud.STS.AssumeRole(acct, "web", "abc123", time.Hour)
 			if err != nil {
 				t.Fatal(err)
@@ -195,7 +195,7 @@ func TestAttacks(t *testing.T) {
 		}, status: 403, reason: auth.ReasonECSTaskNotFound},
 		{name: "ECS task runs with another role", setup: func(e *env) {
 			verifyECS(e)
-			e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session, TaskRoleARN: "arn:aws:iam::111122223333:role/other"})
+			e.cloud.ECS.AddTask(fakeecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session, TaskRoleARN: "arn:aws:iam::111122223333:role/other"})
 		}, status: 403, reason: auth.ReasonECSTaskRole},
 		// 14. onboarding policies.
 		{name: "onboarding policy denying the region", setup: func(e *env) {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/sigv4"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/internal/test/sigv4check"
 )
 
 // BenchmarkLoginVerify measures one login as the CP sees it: decoding and
@@ -43,7 +43,7 @@ func BenchmarkLoginVerify(b *testing.B) {
 func BenchmarkLogin1000Concurrent100Roles(b *testing.B) {
 	const roles, perRole = 100, 10
 	e := newEnv(b)
-	creds := make([]sigv4.Credential, 0, roles*perRole)
+	creds := make([]sigv4check.Credential, 0, roles*perRole)
 	dps := make([]*resource.Dataplane, 0, roles*perRole)
 	for r := 0; r < roles; r++ {
 		svc := fmt.Sprintf("svc-%d", r)

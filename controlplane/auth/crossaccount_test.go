@@ -9,13 +9,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecs"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeaws"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeecs"
 )
 
 func TestCrossAccount(t *testing.T) {
 	const cpAccount, other, untrusting = "111111111111", "222222222222", "333333333333"
-	cloud := awsfake.New(nil)
+	cloud := fakeaws.New(nil)
 	srv := httptest.NewServer(cloud)
 	defer srv.Close()
 	cloud.IAM.PutRole(cpAccount, "ecsmesh-control-plane", nil)
@@ -27,7 +27,7 @@ func TestCrossAccount(t *testing.T) {
 	remote := cloud.IAM.PutRole(other, "web", map[string]string{"kuma.io/mesh": "default"})
 	cloud.IAM.PutRole(untrusting, "ecsmesh-cp-reader", nil) // trusts nobody outside its account
 	cloud.IAM.PutRole(untrusting, "web", nil)
-	remoteTask := cloud.ECS.AddTask(ecs.Task{Account: other, Region: "us-east-1", Cluster: "prod", TaskID: "0123456789abcdef0123456789abcdef",
+	remoteTask := cloud.ECS.AddTask(fakeecs.Task{Account: other, Region: "us-east-1", Cluster: "prod", TaskID: "0123456789abcdef0123456789abcdef",
 		LastStatus: "RUNNING", DesiredStatus: "RUNNING", AvailabilityZone: "us-east-1a", TaskRoleARN: remote.ARN, Family: "web"})
 	cred, err := cloud.STS.AssumeRole(cpAccount, "ecsmesh-control-plane", "cp", time.Hour)
 	if err != nil {

@@ -21,14 +21,14 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/ecs"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/sigv4"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeaws"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeecs"
+	"github.com/ecsmesh/ecsmesh/internal/test/sigv4check"
 )
 
 const (
@@ -42,7 +42,7 @@ const (
 // env is one control plane with its fake AWS.
 type env struct {
 	t      testing.TB
-	cloud  *awsfake.Cloud
+	cloud  *fakeaws.Cloud
 	srv    *httptest.Server
 	store  *memory.Store
 	tokens *token.Issuer
@@ -50,7 +50,7 @@ type env struct {
 	cfg    auth.Config
 	v      *auth.Verifier
 	role   awsfakeRole
-	cred   sigv4.Credential
+	cred   sigv4check.Credential
 	dp     *resource.Dataplane
 	iamCl  auth.IAM
 	ecsCl  auth.ECS
@@ -64,7 +64,7 @@ var defaultTags = map[string]string{
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, cloud: awsfake.New(nil), store: memory.New(nil)}
+	e := &env{t: t, cloud: fakeaws.New(nil), store: memory.New(nil)}
 	e.srv = httptest.NewServer(e.cloud)
 	t.Cleanup(e.srv.Close)
 	r := e.cloud.IAM.PutRole(acct, "web", defaultTags)
@@ -73,8 +73,8 @@ func newEnv(t testing.TB) *env {
 	if e.cred, err = e.cloud.STS.AssumeRole(acct, "web", session, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	e.cloud.ECS.AddTask(ecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session, AvailabilityZone: "us-east-1a", TaskRoleARN: r.ARN})
-	cp := e.cloud.Verifier.Issue(sigv4.Principal{Account: acct, ARN: "arn:aws:iam::" + acct + ":user/cp", UserID: "AIDACP"}, 0)
+	e.cloud.ECS.AddTask(fakeecs.Task{Account: acct, Region: region, Cluster: "prod", TaskID: session, AvailabilityZone: "us-east-1a", TaskRoleARN: r.ARN})
+	cp := e.cloud.Verifier.Issue(sigv4check.Principal{Account: acct, ARN: "arn:aws:iam::" + acct + ":user/cp", UserID: "AIDACP"}, 0)
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}

@@ -8,7 +8,7 @@ import (
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/fault"
+	"github.com/ecsmesh/ecsmesh/internal/test/awsfault"
 )
 
 // TestDependencyFaults: STS, IAM or ECS down or throttled is a 503 with a
@@ -19,16 +19,16 @@ func TestDependencyFaults(t *testing.T) {
 	tests := []struct {
 		name     string
 		ecs      bool
-		injector func(e *env) *fault.Injector
-		f        fault.Fault
+		injector func(e *env) *awsfault.Injector
+		f        awsfault.Fault
 		reason   string
 	}{
-		{"STS throttled", false, func(e *env) *fault.Injector { return e.cloud.STS.Faults() }, fault.Fault{Kind: fault.Throttle}, auth.ReasonSTSUnavailable},
-		{"STS 5xx", false, func(e *env) *fault.Injector { return e.cloud.STS.Faults() }, fault.Fault{Kind: fault.ServerError, Status: 503, Code: "ServiceUnavailable"}, auth.ReasonSTSUnavailable},
-		{"IAM throttled", false, func(e *env) *fault.Injector { return e.cloud.IAM.Faults() }, fault.Fault{Kind: fault.Throttle}, auth.ReasonIAMUnavailable},
-		{"IAM 5xx", false, func(e *env) *fault.Injector { return e.cloud.IAM.Faults() }, fault.Fault{Kind: fault.ServerError}, auth.ReasonIAMUnavailable},
-		{"ECS throttled", true, func(e *env) *fault.Injector { return e.cloud.ECS.Faults() }, fault.Fault{Kind: fault.Throttle}, auth.ReasonECSUnavailable},
-		{"ECS 5xx", true, func(e *env) *fault.Injector { return e.cloud.ECS.Faults() }, fault.Fault{Kind: fault.ServerError}, auth.ReasonECSUnavailable},
+		{"STS throttled", false, func(e *env) *awsfault.Injector { return e.cloud.STS.Faults() }, awsfault.Fault{Kind: awsfault.Throttle}, auth.ReasonSTSUnavailable},
+		{"STS 5xx", false, func(e *env) *awsfault.Injector { return e.cloud.STS.Faults() }, awsfault.Fault{Kind: awsfault.ServerError, Status: 503, Code: "ServiceUnavailable"}, auth.ReasonSTSUnavailable},
+		{"IAM throttled", false, func(e *env) *awsfault.Injector { return e.cloud.IAM.Faults() }, awsfault.Fault{Kind: awsfault.Throttle}, auth.ReasonIAMUnavailable},
+		{"IAM 5xx", false, func(e *env) *awsfault.Injector { return e.cloud.IAM.Faults() }, awsfault.Fault{Kind: awsfault.ServerError}, auth.ReasonIAMUnavailable},
+		{"ECS throttled", true, func(e *env) *awsfault.Injector { return e.cloud.ECS.Faults() }, awsfault.Fault{Kind: awsfault.Throttle}, auth.ReasonECSUnavailable},
+		{"ECS 5xx", true, func(e *env) *awsfault.Injector { return e.cloud.ECS.Faults() }, awsfault.Fault{Kind: awsfault.ServerError}, auth.ReasonECSUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" persistently", func(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/fault"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
+	"github.com/ecsmesh/ecsmesh/internal/test/awsfault"
 )
 
 // Recheck is what the xDS server asks periodically of every stream: a
@@ -33,7 +33,7 @@ func TestRecheck(t *testing.T) {
 		{name: "role re-created", change: func(e *env) { e.cloud.IAM.PutRole(acct, "web", defaultTags) }, reason: auth.ReasonRoleIDMismatch},
 		{name: "role deleted", change: func(e *env) { e.cloud.IAM.DeleteRole(acct, "web") }, reason: auth.ReasonRoleNotFound},
 		{name: "IAM down", change: func(e *env) {
-			e.cloud.IAM.Faults().Inject(fault.Fault{Kind: fault.Error, Status: 503, Code: "ServiceUnavailable", Times: 100})
+			e.cloud.IAM.Faults().Inject(awsfault.Fault{Kind: awsfault.Error, Status: 503, Code: "ServiceUnavailable", Times: 100})
 		}, reason: "temporary"},
 	}
 	for _, tt := range tests {

@@ -72,7 +72,7 @@ func newRoot(env Env) *cobra.Command {
 		dataDir = v
 	}
 	g.caDefault = filepath.Join(dataDir, cp.CACertFile)
-	root.AddCommand(newRunCmd(env), newApplyCmd(g, env), newGetCmd(g, env), newDeleteCmd(g, env), newInspectCmd(g, env), newRotateCmd(g, env), newRevokeCmd(g, env), newDevCmd(env))
+	root.AddCommand(newRunCmd(env), newApplyCmd(g, env), newGetCmd(g, env), newDeleteCmd(g, env), newInspectCmd(g, env), newRotateCmd(g, env), newRevokeCmd(g, env))
 	return root
 }
 

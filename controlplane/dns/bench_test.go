@@ -6,8 +6,8 @@ import (
 	"reflect"
 	"testing"
 
-	fake "github.com/ecsmesh/ecsmesh/controlplane/awsfake/route53"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
+	fake "github.com/ecsmesh/ecsmesh/internal/test/fakeroute53"
 )
 
 // convergeResult is what one convergence from an empty zone cost.

@@ -12,13 +12,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	fake "github.com/ecsmesh/ecsmesh/controlplane/awsfake/route53"
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/sigv4"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
+	fake "github.com/ecsmesh/ecsmesh/internal/test/fakeroute53"
+	"github.com/ecsmesh/ecsmesh/internal/test/sigv4check"
 )
 
 // env is a store, a fake Route53 with one private zone mesh.local, and an
@@ -45,7 +45,7 @@ func newEnv(tb testing.TB) *env {
 		tb.(*testing.B).Setenv("AWS_CONFIG_FILE", "/nonexistent")
 		tb.(*testing.B).Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 	}
-	cred := f.Verifier().Issue(sigv4.Principal{Account: "111122223333", ARN: "arn:aws:iam::111122223333:role/cp"}, time.Hour)
+	cred := f.Verifier().Issue(sigv4check.Principal{Account: "111122223333", ARN: "arn:aws:iam::111122223333:role/cp"}, time.Hour)
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"), config.WithCredentialsProvider(cred))
 	if err != nil {
 		tb.Fatal(err)

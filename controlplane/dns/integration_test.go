@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	fake "github.com/ecsmesh/ecsmesh/controlplane/awsfake/route53"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/election"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
+	fake "github.com/ecsmesh/ecsmesh/internal/test/fakeroute53"
 )
 
 func TestConvergeFromEmptyThenIdle(t *testing.T) {

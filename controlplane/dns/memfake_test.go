@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/smithy-go"
 
-	fake "github.com/ecsmesh/ecsmesh/controlplane/awsfake/route53"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
+	fake "github.com/ecsmesh/ecsmesh/internal/test/fakeroute53"
 )
 
 // memRoute53 is an in-memory, stateful dns.Route53API (external-dns style)

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/xds"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/filter"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 // received is one identity a stream was sent: the X.509 SVID of the

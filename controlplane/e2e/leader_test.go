@@ -14,10 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/awsfake/route53"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
-	"github.com/ecsmesh/ecsmesh/controlplane/devcloud"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
+	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
+	"github.com/ecsmesh/ecsmesh/internal/test/fakeroute53"
 )
 
 // ownerID is the Route53 owner both replicas share (ECSMESH_ROUTE53_OWNER_ID).
@@ -43,9 +43,9 @@ networking:
 // foreignRecords are records ecsmesh does not own: a plain A record, a TXT
 // at a name of its own, a CNAME, and a name held by another ecsmesh
 // deployment (ownership TXT with another owner). None may change.
-func foreignRecords() []route53.RecordSet {
+func foreignRecords() []fakeroute53.RecordSet {
 	ttl := func(v int64) *int64 { return &v }
-	return []route53.RecordSet{
+	return []fakeroute53.RecordSet{
 		{Name: "legacy.mesh.local.", Type: "A", TTL: ttl(300), Values: []string{"10.9.9.9"}},
 		{Name: "mail.mesh.local.", Type: "TXT", TTL: ttl(3600), Values: []string{`"v=spf1 -all"`}},
 		{Name: "www.mesh.local.", Type: "CNAME", TTL: ttl(60), Values: []string{"legacy.mesh.local"}},
@@ -56,13 +56,13 @@ func foreignRecords() []route53.RecordSet {
 
 // zoneView is the part of the zone the test reads.
 type zoneView struct {
-	all     []route53.RecordSet
-	foreign []route53.RecordSet
-	aByName map[string][]route53.RecordSet // A record sets per name
+	all     []fakeroute53.RecordSet
+	foreign []fakeroute53.RecordSet
+	aByName map[string][]fakeroute53.RecordSet // A record sets per name
 }
 
 func viewZone(c *devcloud.Cloud) zoneView {
-	v := zoneView{all: c.Route53().Records(c.ZoneID()), aByName: map[string][]route53.RecordSet{}}
+	v := zoneView{all: c.Route53().Records(c.ZoneID()), aByName: map[string][]fakeroute53.RecordSet{}}
 	foreign := map[string]bool{}
 	for _, f := range foreignRecords() {
 		foreign[f.Name+" "+f.Type] = true
@@ -94,7 +94,7 @@ func (v zoneView) serviceRecord(service string) (netip.Addr, error) {
 	if err != nil || !vipRange.Contains(ip) {
 		return netip.Addr{}, fmt.Errorf("%s: value %q is not a VIP in %s", name, a.Values[0], vipRange)
 	}
-	var txt []route53.RecordSet
+	var txt []fakeroute53.RecordSet
 	for _, r := range v.all {
 		if r.Type == "TXT" && r.Name == dns.OwnershipName(name) {
 			txt = append(txt, r)

@@ -20,9 +20,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
-	"github.com/ecsmesh/ecsmesh/controlplane/devcloud"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
 )
 
 // sidecarAPI is a CP's sidecar API as an agent reaches it: HTTPS,

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
-	"github.com/ecsmesh/ecsmesh/controlplane/devcloud"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
+	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
 )
 
 // The identities of the scenario: devcloud tags its task roles as Kong

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 const (

@@ -14,8 +14,8 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 var anyJWT = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)

@@ -16,7 +16,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/store/postgres"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 // replica starts an xDS server named id on st (a store of its own, or one

@@ -15,7 +15,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 // TestRevocationClosesStreamsOnEveryReplica: revoking a Dataplane's

@@ -29,8 +29,8 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 const wait = 20 * time.Second

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 // go-control-plane numbers state-of-the-world and delta streams with two

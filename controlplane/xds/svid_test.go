@@ -18,9 +18,9 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/adsclient"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 	"github.com/ecsmesh/ecsmesh/filter"
+	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
 // filterJSON returns the JSON configuration of the ECDS filter name the
