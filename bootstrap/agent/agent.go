@@ -20,11 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/dataplane"
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoy"
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
 // Auth types (--auth-type).
@@ -33,12 +33,6 @@ const (
 	AuthNone = "none"
 )
 
-// LabelECSCluster is the Dataplane label naming the task's cluster (the
-// CP's ECS task check reads it).
-const LabelECSCluster = "ecsmesh.io/ecs-cluster"
-
-// LabelBindOutbounds "true" asks for VIP listeners (--bind-outbounds).
-const LabelBindOutbounds = "ecsmesh.io/bind-outbounds"
 
 // File names in the work directory.
 const (
@@ -269,12 +263,12 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 	if dp.Labels == nil {
 		dp.Labels = map[string]string{}
 	}
-	if _, ok := dp.Labels[LabelECSCluster]; !ok && task.ClusterName() != "" {
-		dp.Labels[LabelECSCluster] = task.ClusterName()
+	if _, ok := dp.Labels[resource.LabelECSCluster]; !ok && task.ClusterName() != "" {
+		dp.Labels[resource.LabelECSCluster] = task.ClusterName()
 	}
 	if a.cfg.BindOutbounds {
 		// The xDS server reads this label (and the node metadata).
-		dp.Labels[LabelBindOutbounds] = "true"
+		dp.Labels[resource.LabelBindOutbounds] = "true"
 	}
 	a.dp = dp
 	a.log = a.log.With("mesh", dp.Mesh, "dataplane", dp.Name)
@@ -509,11 +503,11 @@ func (a *Agent) Ready(ctx context.Context) error {
 }
 
 func (a *Agent) startEnvoy(ctx context.Context, boot []byte) (Envoy, error) {
-	b, err := envoyconfig.Parse(boot)
+	b, err := envoybootstrap.Parse(boot)
 	if err != nil {
 		return nil, fmt.Errorf("agent: the control plane sent an invalid Envoy bootstrap: %w", err)
 	}
-	js, err := envoyconfig.Marshal(b)
+	js, err := envoybootstrap.Marshal(b)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/problem"
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 )
 
 // maxResponse caps a control plane answer.
@@ -30,7 +30,7 @@ type CPError struct {
 	// Status is the HTTP status; 0 when the CP was not reached.
 	Status int
 	// Problem is the CP's error body, when it sent one.
-	Problem *problem.Problem
+	Problem *dpapi.Problem
 	// Err is the transport error when the CP was not reached.
 	Err error
 }
@@ -156,7 +156,7 @@ func (c *cpClient) post(ctx context.Context, path, bearer string, in, out any) e
 		return &CPError{URL: c.base, Path: path, Err: fmt.Errorf("reading the answer: %w", err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return &CPError{URL: c.base, Path: path, Status: resp.StatusCode, Problem: problem.Decode(resp.StatusCode, data)}
+		return &CPError{URL: c.base, Path: path, Status: resp.StatusCode, Problem: dpapi.DecodeProblem(resp.StatusCode, data)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -20,16 +20,16 @@ import (
 
 	"log/slog"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/agent"
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoy"
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoy/envoytest"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
+	"github.com/ecsmesh/ecsmesh/internal/test/envoytest"
 	"github.com/ecsmesh/ecsmesh/internal/test/fakeaws"
 	fakemeta "github.com/ecsmesh/ecsmesh/internal/test/fakeecsmeta"
 	"github.com/ecsmesh/ecsmesh/internal/test/sigv4check"

@@ -7,16 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
-
-// loginResponse is the answer of POST /v1/auth/aws-iam/login.
-type loginResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-}
 
 type bootstrapResponse struct {
 	Bootstrap        json.RawMessage `json:"bootstrap"`
@@ -82,7 +76,7 @@ func (a *Agent) bootstrapOnce(ctx context.Context, task ecsmeta.Task) (*bootstra
 		req.LoginToken = tok
 	}
 	var resp bootstrapResponse
-	if err := a.cp.post(ctx, "/bootstrap", "", req, &resp); err != nil {
+	if err := a.cp.post(ctx, dpapi.PathBootstrap, "", req, &resp); err != nil {
 		return nil, err
 	}
 	if resp.Token == "" || len(resp.Bootstrap) == 0 {
@@ -173,9 +167,9 @@ func (a *Agent) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: signing the IAM login with the task role: %w", err)
 	}
-	var resp loginResponse
-	req := map[string]string{"mesh": a.dp.Mesh, "name": a.dp.Name, "proxyType": a.cfg.ProxyType, "loginToken": login}
-	if err := a.cp.post(cctx, "/v1/auth/aws-iam/login", "", req, &resp); err != nil {
+	var resp dpapi.LoginResponse
+	req := dpapi.LoginRequest{Mesh: a.dp.Mesh, Name: a.dp.Name, ProxyType: a.cfg.ProxyType, LoginToken: login}
+	if err := a.cp.post(cctx, dpapi.PathLogin, "", req, &resp); err != nil {
 		return err
 	}
 	if resp.Token == "" {
@@ -235,7 +229,7 @@ func (a *Agent) syncHealth(ctx context.Context, ready, draining bool) error {
 	dp := a.dp
 	a.mu.Unlock()
 	req := dpapi.HealthSyncRequest{Mesh: dp.Mesh, Name: dp.Name, Ready: ready, Draining: draining}
-	err := a.cp.post(ctx, "/v1/health-sync", a.currentToken(), req, nil)
+	err := a.cp.post(ctx, dpapi.PathHealthSync, a.currentToken(), req, nil)
 	var ce *CPError
 	if errors.As(err, &ce) && (ce.Status == 401 || ce.Status == 404) {
 		if ce.Status == 404 && !draining && a.rejoin.CompareAndSwap(false, true) {

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/agent"
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/internal/test/awsfault"
 	"github.com/ecsmesh/ecsmesh/internal/test/fakeecsmeta"
@@ -36,7 +35,7 @@ func TestHappyPathToRunningEnvoy(t *testing.T) {
 
 	// The bootstrap Envoy received is valid and points at the CP with the
 	// reloadable token file.
-	b, err := envoyconfig.Parse(r.envoy.Bootstrap())
+	b, err := envoybootstrap.Parse(r.envoy.Bootstrap())
 	if err != nil {
 		t.Fatalf("bootstrap given to envoy: %v", err)
 	}
@@ -44,7 +43,7 @@ func TestHappyPathToRunningEnvoy(t *testing.T) {
 		t.Fatalf("node = %v", b.GetNode())
 	}
 	js := string(r.envoy.Bootstrap())
-	for _, want := range []string{envoyconfig.FileBasedMetadata, r.a.TokenPath(), "127.0.0.1:", "ecsmesh.io/task-arn"} {
+	for _, want := range []string{envoybootstrap.FileBasedMetadata, r.a.TokenPath(), "127.0.0.1:", "ecsmesh.io/task-arn"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("bootstrap lacks %s", want)
 		}
@@ -61,7 +60,7 @@ func TestHappyPathToRunningEnvoy(t *testing.T) {
 	// The Dataplane was created by /bootstrap with the ECS labels, and
 	// health sync keeps it Ready.
 	dp := w.dataplane()
-	if dp == nil || dp.Labels[dpserver.LabelOrigin] != dpserver.OriginBootstrap || dp.Labels[agent.LabelECSCluster] != "prod" || dp.Networking.Address != "10.0.1.23" {
+	if dp == nil || dp.Labels[resource.LabelOrigin] != resource.OriginBootstrap || dp.Labels[resource.LabelECSCluster] != "prod" || dp.Networking.Address != "10.0.1.23" {
 		t.Fatalf("stored dataplane %+v", dp)
 	}
 	eventually(t, r.clk, time.Second, "inbound ready", func() bool { return w.inboundState() == resource.StateReady })

@@ -16,8 +16,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
 // MaxTemplateSize caps a template.

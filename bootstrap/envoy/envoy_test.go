@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoy"
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoy/envoytest"
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/internal/test/envoytest"
 )
 
 func TestMain(m *testing.M) {
@@ -32,11 +32,11 @@ func freePort(t *testing.T) int {
 
 func writeBootstrap(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := envoyconfig.Build(envoyconfig.Params{Mesh: "default", Name: "web-1", XDSHost: "127.0.0.1", XDSPort: 5679, TokenFile: filepath.Join(dir, "token"), AdminPort: freePort(t)})
+	b, err := envoybootstrap.Build(envoybootstrap.Params{Mesh: "default", Name: "web-1", XDSHost: "127.0.0.1", XDSPort: 5679, TokenFile: filepath.Join(dir, "token"), AdminPort: freePort(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, _ := envoyconfig.Marshal(b)
+	js, _ := envoybootstrap.Marshal(b)
 	p := filepath.Join(dir, "bootstrap.json")
 	if err := os.WriteFile(p, js, 0o600); err != nil {
 		t.Fatal(err)

@@ -38,9 +38,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
 // MaxBodyBytes caps request bodies (SPEC §3: 1 MiB).

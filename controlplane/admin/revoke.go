@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
 // Revoker ends the tokens of a Dataplane: every dataplane token of

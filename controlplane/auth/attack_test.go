@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/internal/test/awsfault"
 	"github.com/ecsmesh/ecsmesh/internal/test/fakeecs"
 )

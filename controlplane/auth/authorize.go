@@ -8,18 +8,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
 
-// LabelECSCluster, on a Dataplane, names the ECS cluster of its task (the
-// agent sets it from task metadata); with ECSMESH_AWSIAM_VERIFY_ECS_TASK
-// the CP looks the task up there. Without it, the clusters named by the
-// mesh's OnboardingPolicies are tried, then "default". The label is only a
-// hint: the task must really run there with the caller's role.
-const LabelECSCluster = "ecsmesh.io/ecs-cluster"
 
 // authorize runs checks 10–14 and issues the token.
 func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource.Dataplane, caller assumedRole, ident Identity) (*Result, error) {

@@ -19,10 +19,10 @@ import (
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
@@ -87,7 +87,7 @@ func newEnv(t testing.TB) *env {
 	e.put(&resource.Mesh{Meta: resource.Meta{Type: resource.KindMesh, Name: "default"}})
 	e.dp = &resource.Dataplane{
 		Meta: resource.Meta{Type: resource.KindDataplane, Mesh: "default", Name: "web-1",
-			Labels: map[string]string{"kuma.io/workload": "web", auth.LabelECSCluster: "prod"}},
+			Labels: map[string]string{"kuma.io/workload": "web", resource.LabelECSCluster: "prod"}},
 		Networking: resource.Networking{Address: "10.0.1.23", Inbound: []resource.Inbound{
 			{Port: 15000, ServicePort: 8080, Tags: map[string]string{"kuma.io/service": "web", "kuma.io/protocol": "http"}},
 		}},

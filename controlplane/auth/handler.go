@@ -6,8 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/internal/strictjson"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 )
@@ -22,14 +22,11 @@ func RemoteIP(r *http.Request) string {
 	return host
 }
 
-// MaxLoginBody caps the body of POST /v1/auth/aws-iam/login (SPEC §3).
-const MaxLoginBody = 16 << 10
+// MaxLoginBody caps the body of POST /v1/auth/aws-iam/login.
+const MaxLoginBody = dpapi.MaxLoginBody
 
 // LoginResponse is the answer to a successful login.
-type LoginResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-}
+type LoginResponse = dpapi.LoginResponse
 
 // LoginHandler serves POST /v1/auth/aws-iam/login: a LoginRequest body of
 // at most 16 KiB (413 beyond), answered with LoginResponse or a problem.

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
 // A second role in the same account, allowed to serve redis only.
@@ -99,7 +99,7 @@ func TestIdentityAttacks(t *testing.T) {
 		{name: "role without kuma.io/service (service identity)", setup: func(e *env) {
 			e.putIdentity("by-service", nil, "/svc/{{ .Service }}")
 			setTags(e, tags("kuma.io/service", "", "kuma.io/workload", ""))
-			e.dp.Labels = map[string]string{auth.LabelECSCluster: "prod"}
+			e.dp.Labels = map[string]string{resource.LabelECSCluster: "prod"}
 			e.put(e.dp)
 		}, status: 403, reason: auth.ReasonRoleServiceMissing},
 		{name: "kuma.io/service * without the opt-in", setup: func(e *env) { setTags(e, tags("kuma.io/service", "*")) },

@@ -3,8 +3,8 @@ package auth
 import (
 	"net/http"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 )
 
 // MayUse reports whether the IAM role with roleID may use the Dataplane

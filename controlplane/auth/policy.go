@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 )
 
@@ -51,7 +51,7 @@ func (v *Verifier) verifyTask(ctx context.Context, caller assumedRole, region st
 }
 
 func (v *Verifier) candidateClusters(ctx context.Context, dp *resource.Dataplane, mesh string) ([]string, error) {
-	if c := dp.Labels[LabelECSCluster]; c != "" {
+	if c := dp.Labels[resource.LabelECSCluster]; c != "" {
 		return []string{c}, nil
 	}
 	pols, err := v.policies(ctx, mesh)

@@ -28,8 +28,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
@@ -194,12 +195,7 @@ func New(cfg Config) (*Verifier, error) {
 
 // LoginRequest is the body of POST /v1/auth/aws-iam/login (and the login
 // part of /bootstrap).
-type LoginRequest struct {
-	Mesh       string `json:"mesh"`
-	Name       string `json:"name"`
-	ProxyType  string `json:"proxyType"`
-	LoginToken string `json:"loginToken"`
-}
+type LoginRequest = dpapi.LoginRequest
 
 // Identity is who logged in.
 type Identity struct {

@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ecsmesh/ecsmesh/api/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 )
 
 func newRunCmd(env Env) *cobra.Command {

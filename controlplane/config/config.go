@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 )
 
 // Auth proxy types (KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE).
@@ -167,8 +169,8 @@ func Default() Config {
 		AdminAddr:      "127.0.0.1:5681",
 		DataDir:        "./ecsmesh-data",
 		LogLevel:       "info",
-		FilterWasmPath: "/etc/ecsmesh/ecsmesh-filter.wasm",
-		FilterGoPath:   "/etc/ecsmesh/ecsmesh-filter.so",
+		FilterWasmPath: dpapi.FilterWasmPath,
+		FilterGoPath:   dpapi.FilterGoPath,
 		Store:          Store{Type: StoreSQLite, Postgres: Postgres{Host: "127.0.0.1", Port: 5432, User: "postgres", DBName: "ecsmesh", TLSMode: "disable"}},
 		Auth:           Auth{ProxyType: AuthAWSIAM},
 		DNS: DNS{

@@ -9,7 +9,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 // envVar binds one environment variable to a field of Config.

@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 var (

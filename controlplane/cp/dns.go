@@ -8,11 +8,11 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/election"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 )
 

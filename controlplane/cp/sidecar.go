@@ -9,6 +9,7 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
@@ -28,9 +29,9 @@ func (s *Server) apiHandlers(verifier *auth.Verifier, verr error) map[string]htt
 			problem.Write(w, problem.New(http.StatusServiceUnavailable, "sidecar_api_unavailable", "the sidecar API is not available", "see the control plane's log"))
 		})
 		return map[string]http.Handler{
-			"POST /bootstrap":             unavailable,
-			"POST /v1/auth/aws-iam/login": unavailable,
-			"POST /v1/health-sync":        unavailable,
+			"POST " + dpapi.PathBootstrap:  unavailable,
+			"POST " + dpapi.PathLogin:      unavailable,
+			"POST " + dpapi.PathHealthSync: unavailable,
 		}
 	}
 	return routes
@@ -92,9 +93,9 @@ func (s *Server) sidecarRoutes(verifier *auth.Verifier, verr error) (map[string]
 	}
 	routes := dps.Handlers()
 	if verifier != nil {
-		routes["POST /v1/auth/aws-iam/login"] = verifier.LoginHandler()
+		routes["POST "+dpapi.PathLogin] = verifier.LoginHandler()
 	} else {
-		routes["POST /v1/auth/aws-iam/login"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		routes["POST "+dpapi.PathLogin] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			problem.Write(w, problem.New(http.StatusBadRequest, "iam_login_disabled", "IAM login is disabled",
 				"KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE is none; use POST /bootstrap"))
 		})

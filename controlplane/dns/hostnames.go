@@ -7,9 +7,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/resource"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 )
 

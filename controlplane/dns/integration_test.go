@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/election"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 	fake "github.com/ecsmesh/ecsmesh/internal/test/fakeroute53"

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/dpserver"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
@@ -138,7 +138,7 @@ func TestBootstrap(t *testing.T) {
 		{name: "none: token issued, inline", req: dpapi.BootstrapRequest{DataplaneResource: dpYAML, Host: "cp.local"}, status: 200,
 			inBoot: []string{`"value":"Bearer `, `"cluster":"web"`, `"id":"default.web-1"`}},
 		{name: "aws: reloadable token file", auth: true, reloadable: true, req: dpapi.BootstrapRequest{Mesh: "default", Name: "web-1", DataplaneResource: dpYAML, TokenPath: "/run/ecsmesh/token", CACertPath: "/ca.pem", BindOutbounds: true}, status: 200,
-			inBoot: []string{envoyconfig.FileBasedMetadata, "/run/ecsmesh/token", `"ecsmesh.io/bind-outbounds":"true"`, `"targetUri":"127.0.0.1:5679"`}},
+			inBoot: []string{envoybootstrap.FileBasedMetadata, "/run/ecsmesh/token", `"ecsmesh.io/bind-outbounds":"true"`, `"targetUri":"127.0.0.1:5679"`}},
 		{name: "auth refusal passes through", auth: true, authErr: problem.New(403, "role_mesh_mismatch", "forbidden", "IAM role arn:aws:iam::1:role/web lacks tag kuma.io/mesh"),
 			req: dpapi.BootstrapRequest{DataplaneResource: dpYAML}, status: 403, reason: "role_mesh_mismatch"},
 		{name: "name mismatch", req: dpapi.BootstrapRequest{Name: "other", DataplaneResource: dpYAML}, status: 400, reason: dpserver.ReasonInvalidRequest},
@@ -182,7 +182,7 @@ func TestBootstrap(t *testing.T) {
 					t.Errorf("bootstrap lacks %s: %s", s, resp.Bootstrap)
 				}
 			}
-			if _, err := envoyconfig.Parse(resp.Bootstrap); err != nil {
+			if _, err := envoybootstrap.Parse(resp.Bootstrap); err != nil {
 				t.Fatal(err)
 			}
 			if resp.ReloadableTokens != tt.reloadable || resp.Token == "" || resp.ExpiresAt.IsZero() {
@@ -191,7 +191,7 @@ func TestBootstrap(t *testing.T) {
 			if _, err := e.tokens.VerifyDataplaneToken(context.Background(), resp.Token); err != nil {
 				t.Fatal(err)
 			}
-			if dp := e.dataplane(t); dp.Labels[dpserver.LabelOrigin] != dpserver.OriginBootstrap || dp.Labels["kuma.io/workload"] != "web" {
+			if dp := e.dataplane(t); dp.Labels[resource.LabelOrigin] != resource.OriginBootstrap || dp.Labels["kuma.io/workload"] != "web" {
 				t.Fatalf("labels %v", dp.Labels)
 			}
 		})
@@ -209,7 +209,7 @@ func TestBootstrapKeepsOperatorOrigin(t *testing.T) {
 		t.Fatalf("%d %s", status, body)
 	}
 	dp := e.dataplane(t)
-	if _, ok := dp.Labels[dpserver.LabelOrigin]; ok || dp.Networking.Address != "10.0.1.23" {
+	if _, ok := dp.Labels[resource.LabelOrigin]; ok || dp.Networking.Address != "10.0.1.23" {
 		t.Fatalf("operator Dataplane became %+v", dp)
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )

@@ -14,12 +14,12 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/auth"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/internal/strictjson"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
@@ -91,8 +91,8 @@ func New(cfg Config) (*Server, error) {
 // Handlers returns the routes, for an http.ServeMux.
 func (s *Server) Handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"POST /bootstrap":      http.HandlerFunc(s.bootstrap),
-		"POST /v1/health-sync": http.HandlerFunc(s.healthSync),
+		"POST " + dpapi.PathBootstrap:  http.HandlerFunc(s.bootstrap),
+		"POST " + dpapi.PathHealthSync: http.HandlerFunc(s.healthSync),
 	}
 }
 
@@ -178,10 +178,9 @@ func (s *Server) Bootstrap(ctx context.Context, req dpapi.BootstrapRequest, requ
 			host = h
 		}
 	}
-	params := envoyconfig.Params{
+	params := envoybootstrap.Params{
 		Mesh: dp.Mesh, Name: dp.Name, XDSHost: host, XDSPort: s.cfg.XDSPort(),
 		CACertFile: req.CACertPath, AdminPort: req.AdminPort,
-		Metadata: map[string]string{envoyconfig.MetaVersion: req.Version.EcsmeshDP.Version},
 	}
 	if svcs := dp.Services(); len(svcs) > 0 {
 		params.Service = svcs[0]
@@ -190,13 +189,7 @@ func (s *Server) Bootstrap(ctx context.Context, req dpapi.BootstrapRequest, requ
 		params.AdminPort = dp.Networking.Admin.Port
 	}
 	if req.BindOutbounds {
-		params.Metadata[envoyconfig.MetaBindOutbounds] = "true"
-	}
-	if req.TaskARN != "" {
-		params.Metadata[envoyconfig.MetaTaskARN] = req.TaskARN
-	}
-	if req.AvailabilityZone != "" {
-		params.Metadata[envoyconfig.MetaAZ] = req.AvailabilityZone
+		params.Metadata = map[string]string{envoybootstrap.MetaBindOutbounds: "true"}
 	}
 	reloadable := s.cfg.ReloadableTokens && req.TokenPath != ""
 	if reloadable {
@@ -204,7 +197,7 @@ func (s *Server) Bootstrap(ctx context.Context, req dpapi.BootstrapRequest, requ
 	} else {
 		params.Token = tok
 	}
-	b, err := envoyconfig.Build(params)
+	b, err := envoybootstrap.Build(params)
 	if err != nil {
 		return nil, problem.New(http.StatusBadRequest, ReasonInvalidRequest, "cannot build the Envoy bootstrap", err.Error())
 	}
@@ -212,7 +205,8 @@ func (s *Server) Bootstrap(ctx context.Context, req dpapi.BootstrapRequest, requ
 	if err != nil {
 		return nil, s.internal(ctx, "marshalling bootstrap", err)
 	}
-	s.log.InfoContext(ctx, "dataplane bootstrapped", "mesh", dp.Mesh, "name", dp.Name, "spiffeId", spiffe, "reloadableTokens", reloadable)
+	s.log.InfoContext(ctx, "dataplane bootstrapped", "mesh", dp.Mesh, "name", dp.Name, "spiffeId", spiffe, "reloadableTokens", reloadable,
+		"agentVersion", req.Version.EcsmeshDP.Version, "envoyVersion", req.Version.Envoy.Version, "taskArn", req.TaskARN, "az", req.AvailabilityZone)
 	return &dpapi.BootstrapResponse{
 		Bootstrap: json.RawMessage(js), Token: tok, ExpiresAt: exp, ReloadableTokens: reloadable,
 		Mesh: dp.Mesh, Name: dp.Name, SPIFFEID: spiffe, XDSAddress: net.JoinHostPort(host, fmt.Sprint(params.XDSPort)),
@@ -294,7 +288,7 @@ func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane, own
 		next.Owner = owner
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			labels[LabelOrigin] = OriginBootstrap
+			labels[resource.LabelOrigin] = resource.OriginBootstrap
 		case err != nil:
 			return s.internal(ctx, "reading dataplane", err)
 		default:
@@ -310,10 +304,10 @@ func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane, own
 			if owner == nil {
 				next.Owner = old.Owner
 			}
-			if o, ok := old.Labels[LabelOrigin]; ok {
-				labels[LabelOrigin] = o
+			if o, ok := old.Labels[resource.LabelOrigin]; ok {
+				labels[resource.LabelOrigin] = o
 			} else {
-				delete(labels, LabelOrigin)
+				delete(labels, resource.LabelOrigin)
 			}
 		}
 		next.Labels = labels

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/xds"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/filter"
 	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
@@ -67,7 +67,7 @@ func openADS(t *testing.T, label, addr string, roots *x509.CertPool, tok, nodeID
 		TLS:      &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		Token:    func() (string, error) { return tok, nil },
 		NodeID:   nodeID,
-		Metadata: map[string]any{xds.MetadataBindOutbounds: true},
+		Metadata: map[string]any{envoybootstrap.MetaBindOutbounds: true},
 		Reject: func(typeURL string, res map[string]*anypb.Any) error {
 			s.record(typeURL, res)
 			return nil

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
-	"github.com/ecsmesh/ecsmesh/controlplane/dpapi"
 	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
 )
 

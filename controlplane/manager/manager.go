@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 )
 
 // Check validates a resource against the stored state (e.g. a

@@ -1,11 +1,6 @@
-// Package problem is the one error shape every ecsmesh API answers with
-// (SPEC §3):
-//
-//	{"title": "...", "details": "...", "reason": "snake_case_code",
-//	 "causes": [{"field": "...", "message": "..."}]}
-//
-// with 400 (bad input), 401 (authentication failed), 403 (not authorized),
-// 404, 409 (conflict), 413 (too large) and 503 (dependency down).
+// Package problem builds and writes the control plane's error answers in
+// the one shape every ecsmesh API uses (dpapi.Problem): constructors, the
+// mapping of validation and store errors to statuses, and Write.
 package problem
 
 import (
@@ -14,34 +9,18 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+
+	"github.com/ecsmesh/ecsmesh/api/validation"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
 )
 
+// Problem is an API error; its wire shape is dpapi.Problem, which the
+// sidecar agent decodes.
+type Problem = dpapi.Problem
+
 // Cause is one field-level problem.
-type Cause struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
-// Problem is an API error.
-type Problem struct {
-	// Status is the HTTP status; not serialized.
-	Status  int     `json:"-"`
-	Title   string  `json:"title"`
-	Details string  `json:"details,omitempty"`
-	Reason  string  `json:"reason"`
-	Causes  []Cause `json:"causes,omitempty"`
-}
-
-// Error implements error: "reason: title: details".
-func (p *Problem) Error() string {
-	s := p.Reason + ": " + p.Title
-	if p.Details != "" {
-		s += ": " + p.Details
-	}
-	return s
-}
+type Cause = dpapi.Cause
 
 // New returns a problem.
 func New(status int, reason, title, details string) *Problem {
@@ -108,11 +87,4 @@ func Write(w http.ResponseWriter, err error) {
 
 // Decode reads a problem from a response body (for clients and the CLI).
 // It returns nil when the body is not a problem.
-func Decode(status int, body []byte) *Problem {
-	var p Problem
-	if json.Unmarshal(body, &p) != nil || p.Reason == "" {
-		return nil
-	}
-	p.Status = status
-	return &p
-}
+func Decode(status int, body []byte) *Problem { return dpapi.DecodeProblem(status, body) }

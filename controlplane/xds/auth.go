@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -250,7 +251,7 @@ func (s *Server) onRequest(id int64, node *corev3.Node) error {
 }
 
 func bindOutbounds(node *corev3.Node) bool {
-	v := node.GetMetadata().GetFields()[MetadataBindOutbounds]
+	v := node.GetMetadata().GetFields()[envoybootstrap.MetaBindOutbounds]
 	return v.GetBoolValue() || v.GetStringValue() == "true"
 }
 

@@ -15,7 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
@@ -159,7 +160,7 @@ func (h *harness) connectRecording(nodeID, tok string, delta bool) (*running, *r
 	h.t.Helper()
 	rc := &received{ids: map[string]bool{}}
 	c, err := adsclient.New(adsclient.Config{Address: h.addr, TLS: h.client, NodeID: nodeID, Delta: delta,
-		Metadata: map[string]any{MetadataBindOutbounds: true}, Token: func() (string, error) { return tok, nil }, Reject: rc.record})
+		Metadata: map[string]any{envoybootstrap.MetaBindOutbounds: true}, Token: func() (string, error) { return tok, nil }, Reject: rc.record})
 	if err != nil {
 		h.t.Fatal(err)
 	}

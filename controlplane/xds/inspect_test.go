@@ -14,6 +14,7 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
@@ -50,7 +51,7 @@ func TestInspectRedactsKeyMaterial(t *testing.T) {
 	h := newHarness(t, nil)
 	h.dataplane("web-1", "10.0.0.1", "web", "http", "")
 	dpToken := h.token("default", "web-1")
-	web := h.connect("default.web-1", dpToken, false, map[string]any{MetadataBindOutbounds: true})
+	web := h.connect("default.web-1", dpToken, false, map[string]any{envoybootstrap.MetaBindOutbounds: true})
 	web.waitFor(t, "identity and token", func(c *adsclient.Client) bool {
 		ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
 		return c.Consistent() == nil && c.Resources(adsclient.SecretType)[generate.IdentitySecret] != nil &&

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 )
 
@@ -236,7 +236,7 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 	if err != nil {
 		return err
 	}
-	if obj.GetMeta().Labels[LabelOrigin] != OriginBootstrap {
+	if obj.GetMeta().Labels[resource.LabelOrigin] != resource.OriginBootstrap {
 		return nil
 	}
 	now := s.o.Now()
@@ -302,7 +302,7 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 func (s *Server) sweep(ctx context.Context, w *world) {
 	for mesh, dps := range w.dps {
 		for name, e := range dps {
-			if e.dp.Labels[LabelOrigin] != OriginBootstrap || w.online(mesh, name) {
+			if e.dp.Labels[resource.LabelOrigin] != resource.OriginBootstrap || w.online(mesh, name) {
 				continue
 			}
 			s.mu.Lock()

@@ -17,8 +17,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
@@ -66,19 +66,6 @@ const (
 	// KindReplica is a CP replica's heartbeat; a session is live only
 	// while its replica's record is.
 	KindReplica = "XDSReplica"
-)
-
-// Labels and node metadata the server reads.
-const (
-	// LabelOrigin marks how a Dataplane was created; OriginBootstrap ones
-	// (created by /bootstrap) are deleted after Grace without a stream.
-	LabelOrigin     = "ecsmesh.io/origin"
-	OriginBootstrap = "bootstrap"
-	// LabelBindOutbounds "true" on a Dataplane, or node metadata
-	// MetadataBindOutbounds true, gives the dataplane a listener on every
-	// service's VIP (ecsmesh-dp --bind-outbounds).
-	LabelBindOutbounds    = "ecsmesh.io/bind-outbounds"
-	MetadataBindOutbounds = "ecsmesh.io/bind-outbounds"
 )
 
 // Options configure a Server.

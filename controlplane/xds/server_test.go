@@ -23,8 +23,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
@@ -211,7 +212,7 @@ func TestADSDeliversConsistentConfig(t *testing.T) {
 			h := newHarness(t, nil)
 			h.dataplane("web-1", "10.0.0.1", "web", "http", "")
 			h.dataplane("api-1", "10.0.0.2", "api", "http", "")
-			web := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{MetadataBindOutbounds: true})
+			web := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{envoybootstrap.MetaBindOutbounds: true})
 			web.waitFor(t, "consistent config", func(c *adsclient.Client) bool {
 				ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
 				return c.Consistent() == nil && c.Resources(adsclient.SecretType)[generate.IdentitySecret] != nil &&
@@ -366,7 +367,7 @@ func TestReconnectedStreamResubscribes(t *testing.T) {
 		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
 			h := newHarness(t, nil)
 			h.dataplane("web-1", "10.0.0.1", "web", "http", "")
-			first := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{MetadataBindOutbounds: true})
+			first := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{envoybootstrap.MetaBindOutbounds: true})
 			first.waitFor(t, "consistent config", func(c *adsclient.Client) bool {
 				return c.Consistent() == nil && c.Resources(adsclient.ExtensionType)[generate.OutboundFilter] != nil
 			})

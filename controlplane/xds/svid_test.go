@@ -16,7 +16,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 	"github.com/ecsmesh/ecsmesh/filter"
@@ -84,7 +85,7 @@ func TestJWTSVIDsBoundToDestination(t *testing.T) {
 	h.dataplane("web-2", "10.0.0.4", "web", "http", "")
 	h.dataplane("api-1", "10.0.0.2", "api", "http", "")
 	h.dataplane("billing-1", "10.0.0.3", "billing", "http", "")
-	bind := map[string]any{MetadataBindOutbounds: true}
+	bind := map[string]any{envoybootstrap.MetaBindOutbounds: true}
 	web := h.connect("default.web-1", h.token("default", "web-1"), false, bind)
 	web2 := h.connect("default.web-2", h.token("default", "web-2"), false, bind)
 	billing := h.connect("default.billing-1", h.token("default", "billing-1"), false, nil)

@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
@@ -294,7 +294,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // bindOutbounds reports whether a dataplane gets every VIP listener.
 func (w *world) bindOutbounds(mesh, name string, dp *resource.Dataplane) bool {
-	if dp.Labels[LabelBindOutbounds] == "true" {
+	if dp.Labels[resource.LabelBindOutbounds] == "true" {
 		return true
 	}
 	if se := w.sessions[mesh][name]; se != nil {

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
@@ -232,7 +232,7 @@ func outboundListener(addr string, port int, svc, protocol, filterType string) (
 	var err error
 	if isHTTP(protocol) {
 		f, err = hcm("outbound_"+svc, "outbound", &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_ClusterHeader{ClusterHeader: ClusterHeader},
+			ClusterSpecifier: &routev3.RouteAction_ClusterHeader{ClusterHeader: filter.HeaderCluster},
 		}, OutboundFilter, filterType)
 	} else {
 		f, err = tcpProxy("outbound_"+svc, svc)

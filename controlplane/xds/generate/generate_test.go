@@ -19,7 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
@@ -378,8 +379,8 @@ func TestFilterPath(t *testing.T) {
 	tests := []struct {
 		filterType, wasm, goPath, want string
 	}{
-		{resource.FilterTypeWasm, "", "", WasmFile},
-		{resource.FilterTypeGo, "", "", GoLibrary},
+		{resource.FilterTypeWasm, "", "", dpapi.FilterWasmPath},
+		{resource.FilterTypeGo, "", "", dpapi.FilterGoPath},
 		{resource.FilterTypeWasm, "/opt/f.wasm", "/opt/f.so", "/opt/f.wasm"},
 		{resource.FilterTypeGo, "/opt/f.wasm", "/opt/f.so", "/opt/f.so"},
 	}

@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
-	"github.com/ecsmesh/ecsmesh/controlplane/resource"
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
@@ -45,7 +46,7 @@ type Input struct {
 	// TrustBundlePEM is the mesh's trust bundle.
 	TrustBundlePEM []byte
 	// WasmPath and GoPath are where the sidecars hold the filter's .wasm
-	// and .so (default WasmFile and GoLibrary).
+	// and .so (default dpapi.FilterWasmPath and dpapi.FilterGoPath).
 	WasmPath, GoPath string
 }
 
@@ -156,12 +157,12 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 	}
 	m.FilterPath = in.WasmPath
 	if m.FilterPath == "" {
-		m.FilterPath = WasmFile
+		m.FilterPath = dpapi.FilterWasmPath
 	}
 	if m.FilterType == resource.FilterTypeGo {
 		m.FilterPath = in.GoPath
 		if m.FilterPath == "" {
-			m.FilterPath = GoLibrary
+			m.FilterPath = dpapi.FilterGoPath
 		}
 	}
 	b.spiffeIDs(in, m)

@@ -45,11 +45,6 @@ const (
 	// InboundFilterPrefix + port is the ECDS name of an inbound listener's
 	// filter configuration.
 	InboundFilterPrefix = "ecsmesh-inbound:"
-	// ClusterHeader is the header the filter sets and outbound routes read.
-	ClusterHeader = "x-ecsmesh-cluster"
-	// WasmFile and GoLibrary are where the sidecar image puts the filter.
-	WasmFile  = "/etc/ecsmesh/ecsmesh-filter.wasm"
-	GoLibrary = "/etc/ecsmesh/ecsmesh-filter.so"
 	// PluginName is the filter's name in both forms (root_id, plugin_name).
 	PluginName = "ecsmesh"
 	// WasmConfigType and GoConfigType are the filter's type URLs.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/internal/test/fakeenvoy"
 )
 
@@ -41,7 +41,7 @@ func newEnvoyCmd(env Env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("envoy: reading the bootstrap: %w", err)
 			}
-			b, err := envoyconfig.Parse(data)
+			b, err := envoybootstrap.Parse(data)
 			if err != nil {
 				return fmt.Errorf("envoy: %w", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 )
@@ -101,7 +102,7 @@ func (d *Demo) ForgedLogin(ctx context.Context, dataplane string) (int, *problem
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pemBytes)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.env["KUMA_CONTROL_PLANE_URL"]+"/v1/auth/aws-iam/login", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.env["KUMA_CONTROL_PLANE_URL"]+dpapi.PathLogin, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {

@@ -30,7 +30,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/internal/test/adsclient"
 )
 
@@ -115,10 +115,10 @@ func FromBootstrap(b *bootstrapv3.Bootstrap) (Config, error) {
 		if net.ParseIP(host) != nil {
 			c.ADS.ServerName = ""
 		}
-		c.ADS.SANs = []*tlsv3.SubjectAltNameMatcher{envoyconfig.ServerSANMatcher(host)}
+		c.ADS.SANs = []*tlsv3.SubjectAltNameMatcher{envoybootstrap.ServerSANMatcher(host)}
 		for _, cc := range g.GetCallCredentials() {
 			p := cc.GetFromPlugin()
-			if p == nil || p.GetName() != envoyconfig.FileBasedMetadata {
+			if p == nil || p.GetName() != envoybootstrap.FileBasedMetadata {
 				continue
 			}
 			var fb grpccredv3.FileBasedMetadataConfig

@@ -21,7 +21,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 )
 
 // testCA issues server certificates for the handshake tests.
@@ -108,9 +108,9 @@ func handshake(t *testing.T, cfg *tls.Config, cert tls.Certificate) error {
 	return c.Handshake()
 }
 
-func buildBootstrap(t *testing.T, p envoyconfig.Params) *bootstrapv3.Bootstrap {
+func buildBootstrap(t *testing.T, p envoybootstrap.Params) *bootstrapv3.Bootstrap {
 	t.Helper()
-	b, err := envoyconfig.Build(p)
+	b, err := envoybootstrap.Build(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,21 +127,21 @@ func TestFakeEnvoyChecksTheServerNameLikeEnvoy(t *testing.T) {
 	other := newTestCA(t)
 	tests := []struct {
 		name   string
-		params envoyconfig.Params
+		params envoybootstrap.Params
 		cert   tls.Certificate
 		ok     bool
 	}{
-		{"IP host, IP SAN", envoyconfig.Params{XDSHost: "127.0.0.1", Token: "t"}, ca.leaf(t, "cp", "127.0.0.1"), true},
-		{"IP host, certificate for another IP", envoyconfig.Params{XDSHost: "127.0.0.1", Token: "t"}, ca.leaf(t, "evil", "10.9.9.9"), false},
-		{"IP host, the IP only as a DNS SAN or CN", envoyconfig.Params{XDSHost: "127.0.0.1", Token: "t"}, ca.leaf(t, "127.0.0.1", "127.0.0.1.nip.io"), false},
-		{"DNS host, DNS SAN", envoyconfig.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp", "CP.mesh.internal"), true},
-		{"DNS host, wildcard SAN", envoyconfig.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp", "*.mesh.internal"), true},
-		{"DNS host, wildcard one level too high", envoyconfig.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp", "*.internal"), false},
-		{"DNS host, certificate for another name", envoyconfig.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp.mesh.internal", "attacker.example", "127.0.0.1"), false},
-		{"DNS host, right name from another CA", envoyconfig.Params{XDSHost: "cp.mesh.internal", Token: "t"}, other.leaf(t, "cp", "cp.mesh.internal"), false},
-		{"reloadable tokens: gRPC checks the target host", envoyconfig.Params{XDSHost: "cp.mesh.internal", TokenFile: "/tok"}, ca.leaf(t, "cp", "cp.mesh.internal"), true},
-		{"reloadable tokens: another name refused", envoyconfig.Params{XDSHost: "cp.mesh.internal", TokenFile: "/tok"}, ca.leaf(t, "cp", "attacker.example"), false},
-		{"reloadable tokens, IP host: another IP refused", envoyconfig.Params{XDSHost: "127.0.0.1", TokenFile: "/tok"}, ca.leaf(t, "cp", "10.9.9.9"), false},
+		{"IP host, IP SAN", envoybootstrap.Params{XDSHost: "127.0.0.1", Token: "t"}, ca.leaf(t, "cp", "127.0.0.1"), true},
+		{"IP host, certificate for another IP", envoybootstrap.Params{XDSHost: "127.0.0.1", Token: "t"}, ca.leaf(t, "evil", "10.9.9.9"), false},
+		{"IP host, the IP only as a DNS SAN or CN", envoybootstrap.Params{XDSHost: "127.0.0.1", Token: "t"}, ca.leaf(t, "127.0.0.1", "127.0.0.1.nip.io"), false},
+		{"DNS host, DNS SAN", envoybootstrap.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp", "CP.mesh.internal"), true},
+		{"DNS host, wildcard SAN", envoybootstrap.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp", "*.mesh.internal"), true},
+		{"DNS host, wildcard one level too high", envoybootstrap.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp", "*.internal"), false},
+		{"DNS host, certificate for another name", envoybootstrap.Params{XDSHost: "cp.mesh.internal", Token: "t"}, ca.leaf(t, "cp.mesh.internal", "attacker.example", "127.0.0.1"), false},
+		{"DNS host, right name from another CA", envoybootstrap.Params{XDSHost: "cp.mesh.internal", Token: "t"}, other.leaf(t, "cp", "cp.mesh.internal"), false},
+		{"reloadable tokens: gRPC checks the target host", envoybootstrap.Params{XDSHost: "cp.mesh.internal", TokenFile: "/tok"}, ca.leaf(t, "cp", "cp.mesh.internal"), true},
+		{"reloadable tokens: another name refused", envoybootstrap.Params{XDSHost: "cp.mesh.internal", TokenFile: "/tok"}, ca.leaf(t, "cp", "attacker.example"), false},
+		{"reloadable tokens, IP host: another IP refused", envoybootstrap.Params{XDSHost: "127.0.0.1", TokenFile: "/tok"}, ca.leaf(t, "cp", "10.9.9.9"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,7 +171,7 @@ func TestFakeEnvoyChecksTheServerNameLikeEnvoy(t *testing.T) {
 // config; the stand-in refuses such a bootstrap instead of copying the
 // hole.
 func TestFakeEnvoyRefusesABootstrapWithoutNameCheck(t *testing.T) {
-	b := buildBootstrap(t, envoyconfig.Params{Mesh: "default", Name: "web-1", XDSHost: "127.0.0.1", XDSPort: 5679, Token: "t", CACertFile: "/ca.pem"})
+	b := buildBootstrap(t, envoybootstrap.Params{Mesh: "default", Name: "web-1", XDSHost: "127.0.0.1", XDSPort: 5679, Token: "t", CACertFile: "/ca.pem"})
 	cl := b.GetStaticResources().GetClusters()[0]
 	var up tlsv3.UpstreamTlsContext
 	if err := cl.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {

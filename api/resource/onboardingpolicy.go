@@ -3,7 +3,7 @@ package resource
 import (
 	"regexp"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 var (

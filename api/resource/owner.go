@@ -39,11 +39,3 @@ func (d *Dataplane) ProxyType() string {
 	return ProxyTypeDataplane
 }
 
-// Origin label: how a Dataplane came to be stored.
-const (
-	// LabelOrigin marks who created a Dataplane.
-	LabelOrigin = "ecsmesh.io/origin"
-	// OriginBootstrap: created by /bootstrap; removed after a grace period
-	// once its last stream ends.
-	OriginBootstrap = "bootstrap"
-)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 // Well-known label and tag keys (Kuma's).

@@ -1,4 +1,4 @@
-package envoyconfig_test
+package envoybootstrap_test
 
 import (
 	"bytes"
@@ -8,41 +8,41 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 )
 
 func TestBuild(t *testing.T) {
 	tests := []struct {
 		name   string
-		p      envoyconfig.Params
+		p      envoybootstrap.Params
 		checks []string
 		absent []string
 	}{
 		{
 			name:   "reloadable token through file_based_metadata",
-			p:      envoyconfig.Params{Mesh: "default", Name: "web-1", Service: "web", XDSHost: "cp.mesh.local", XDSPort: 5679, CACertFile: "/etc/ecsmesh/cp-ca.pem", TokenFile: "/tmp/token", Metadata: map[string]string{envoyconfig.MetaBindOutbounds: "true"}},
-			checks: []string{`"id": "default.web-1"`, `"cluster": "web"`, envoyconfig.FileBasedMetadata, `"filename": "/tmp/token"`, `"headerPrefix": "Bearer "`, `"targetUri": "cp.mesh.local:5679"`, `"filename": "/etc/ecsmesh/cp-ca.pem"`, `"ecsmesh.io/bind-outbounds": "true"`, envoyconfig.WasmFilterPath, envoyconfig.GoFilterPath, `"address": "127.0.0.1"`, `"portValue": 9901`},
+			p:      envoybootstrap.Params{Mesh: "default", Name: "web-1", Service: "web", XDSHost: "cp.mesh.local", XDSPort: 5679, CACertFile: "/etc/ecsmesh/cp-ca.pem", TokenFile: "/tmp/token", Metadata: map[string]string{envoybootstrap.MetaBindOutbounds: "true"}},
+			checks: []string{`"id": "default.web-1"`, `"cluster": "web"`, envoybootstrap.FileBasedMetadata, `"filename": "/tmp/token"`, `"headerPrefix": "Bearer "`, `"targetUri": "cp.mesh.local:5679"`, `"filename": "/etc/ecsmesh/cp-ca.pem"`, `"ecsmesh.io/bind-outbounds": "true"`, `"address": "127.0.0.1"`, `"portValue": 9901`},
 			absent: []string{"staticResources", "secret-token"},
 		},
 		{
 			name:   "inline token, xDS host by name: SNI and a DNS SAN matcher",
-			p:      envoyconfig.Params{Mesh: "default", Name: "web-1", XDSHost: "cp.mesh.local", XDSPort: 5679, Token: "secret-token", CACertFile: "/etc/ecsmesh/cp-ca.pem"},
+			p:      envoybootstrap.Params{Mesh: "default", Name: "web-1", XDSHost: "cp.mesh.local", XDSPort: 5679, Token: "secret-token", CACertFile: "/etc/ecsmesh/cp-ca.pem"},
 			checks: []string{`"type": "STRICT_DNS"`, `"sni": "cp.mesh.local"`, `"sanType": "DNS"`, `"exact": "cp.mesh.local"`, `"filename": "/etc/ecsmesh/cp-ca.pem"`},
 		},
 		{
 			name:   "inline token over a static TLS cluster",
-			p:      envoyconfig.Params{Mesh: "default", Name: "web-1", XDSHost: "10.0.0.5", XDSPort: 5679, Token: "secret-token", AdminPort: 9902},
-			checks: []string{`"value": "Bearer secret-token"`, envoyconfig.ADSClusterName, `"type": "STATIC"`, envoyconfig.DefaultCABundle, `"portValue": 9902`, `"address": "10.0.0.5"`, `"sanType": "IP_ADDRESS"`, `"exact": "10.0.0.5"`},
+			p:      envoybootstrap.Params{Mesh: "default", Name: "web-1", XDSHost: "10.0.0.5", XDSPort: 5679, Token: "secret-token", AdminPort: 9902},
+			checks: []string{`"value": "Bearer secret-token"`, envoybootstrap.ADSClusterName, `"type": "STATIC"`, envoybootstrap.DefaultCABundle, `"portValue": 9902`, `"address": "10.0.0.5"`, `"sanType": "IP_ADDRESS"`, `"exact": "10.0.0.5"`},
 			absent: []string{"googleGrpc", `"sni"`}, // no SNI for an IP address (RFC 6066)
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := envoyconfig.Build(tt.p)
+			b, err := envoybootstrap.Build(tt.p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			js, err := envoyconfig.Marshal(b)
+			js, err := envoybootstrap.Marshal(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestBuild(t *testing.T) {
 					t.Errorf("bootstrap has %s", c)
 				}
 			}
-			if _, err := envoyconfig.Parse(js); err != nil {
+			if _, err := envoybootstrap.Parse(js); err != nil {
 				t.Fatalf("round trip: %v", err)
 			}
 		})
@@ -68,35 +68,35 @@ func TestBuild(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		p    envoyconfig.Params
+		p    envoybootstrap.Params
 		want string
 	}{
-		{"no name", envoyconfig.Params{Mesh: "m", XDSHost: "h", XDSPort: 1, Token: "t"}, "mesh and name"},
-		{"bad port", envoyconfig.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 70000, Token: "t"}, "invalid xDS address"},
-		{"no token", envoyconfig.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 1}, "token"},
-		{"bad admin port", envoyconfig.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 1, Token: "t", AdminPort: 70000}, "invalid"},
+		{"no name", envoybootstrap.Params{Mesh: "m", XDSHost: "h", XDSPort: 1, Token: "t"}, "mesh and name"},
+		{"bad port", envoybootstrap.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 70000, Token: "t"}, "invalid xDS address"},
+		{"no token", envoybootstrap.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 1}, "token"},
+		{"bad admin port", envoybootstrap.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 1, Token: "t", AdminPort: 70000}, "invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := envoyconfig.Build(tt.p); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := envoybootstrap.Build(tt.p); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
 	}
 	for _, bad := range []string{`{`, `{"node": {"id": 1}}`, `{"unknownField": true}`, `{"admin": {"address": {"socketAddress": {"address": "127.0.0.1", "portValue": 99999}}}}`} {
-		if _, err := envoyconfig.Parse([]byte(bad)); err == nil {
+		if _, err := envoybootstrap.Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%s) succeeded", bad)
 		}
 	}
 }
 
 func FuzzParse(f *testing.F) {
-	b, _ := envoyconfig.Build(envoyconfig.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 1, TokenFile: "/t"})
-	js, _ := envoyconfig.Marshal(b)
+	b, _ := envoybootstrap.Build(envoybootstrap.Params{Mesh: "m", Name: "n", XDSHost: "h", XDSPort: 1, TokenFile: "/t"})
+	js, _ := envoybootstrap.Marshal(b)
 	f.Add(js)
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = envoyconfig.Parse(data)
+		_, _ = envoybootstrap.Parse(data)
 	})
 }
 
@@ -137,15 +137,15 @@ func TestADSClusterChecksTheServerName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
-			b, err := envoyconfig.Build(envoyconfig.Params{Mesh: "m", Name: "n", XDSHost: tt.host, XDSPort: 5679, Token: "t", CACertFile: "/ca.pem"})
+			b, err := envoybootstrap.Build(envoybootstrap.Params{Mesh: "m", Name: "n", XDSHost: tt.host, XDSPort: 5679, Token: "t", CACertFile: "/ca.pem"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			js, err := envoyconfig.Marshal(b)
+			js, err := envoybootstrap.Marshal(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			parsed, err := envoyconfig.Parse(js)
+			parsed, err := envoybootstrap.Parse(js)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-// Package envoyconfig builds the Envoy v3 bootstrap of an ecsmesh sidecar:
+// Package envoybootstrap builds the Envoy v3 bootstrap of an ecsmesh sidecar:
 // the node (ID "<mesh>.<name>", cluster = the first inbound service,
 // metadata), ADS over TLS to the control plane's xDS port authenticated with
 // the dataplane token, and the admin listener on 127.0.0.1. With reloadable
@@ -10,7 +10,7 @@
 // the xDS host among the certificate's SANs (ServerSANMatcher) and sends it
 // as SNI when it is a name; the Google gRPC client checks the target host
 // as gRPC always does. Every bootstrap passes ValidateAll().
-package envoyconfig
+package envoybootstrap
 
 import (
 	"errors"
@@ -36,12 +36,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Paths of the filter in the sidecar image (SPEC §3.4).
-const (
-	WasmFilterPath = "/etc/ecsmesh/ecsmesh-filter.wasm"
-	GoFilterPath   = "/etc/ecsmesh/ecsmesh-filter.so"
-)
-
 // Names used in the bootstrap.
 const (
 	// ADSClusterName is the static cluster of the control plane.
@@ -54,14 +48,13 @@ const (
 	DefaultCABundle = "/etc/ssl/certs/ca-certificates.crt"
 )
 
-// Node metadata keys the control plane reads.
+// Node metadata keys the control plane reads (the only ones the bootstrap
+// carries).
 const (
-	MetaVersion       = "ecsmesh.io/version"
-	MetaWasmPath      = "ecsmesh.io/filter-wasm"
-	MetaGoFilterPath  = "ecsmesh.io/filter-go"
+	// MetaBindOutbounds true asks for a listener on every reachable
+	// service's VIP (ecsmesh-dp --bind-outbounds), like the Dataplane
+	// label resource.LabelBindOutbounds.
 	MetaBindOutbounds = "ecsmesh.io/bind-outbounds"
-	MetaTaskARN       = "ecsmesh.io/task-arn"
-	MetaAZ            = "ecsmesh.io/az"
 )
 
 // Params describe one sidecar's bootstrap.
@@ -85,9 +78,6 @@ type Params struct {
 	TokenFile string
 	// AdminPort on 127.0.0.1; default 9901.
 	AdminPort int
-	// WasmPath and GoFilterPath locate the filter (defaults above).
-	WasmPath     string
-	GoFilterPath string
 }
 
 // NodeID returns "<mesh>.<name>", the node ID the xDS server requires.
@@ -96,13 +86,13 @@ func NodeID(mesh, name string) string { return mesh + "." + name }
 // Build returns the validated bootstrap.
 func Build(p Params) (*bootstrapv3.Bootstrap, error) {
 	if p.Mesh == "" || p.Name == "" {
-		return nil, errors.New("envoyconfig: mesh and name are required")
+		return nil, errors.New("envoybootstrap: mesh and name are required")
 	}
 	if p.XDSHost == "" || p.XDSPort <= 0 || p.XDSPort > 65535 {
-		return nil, fmt.Errorf("envoyconfig: invalid xDS address %q port %d", p.XDSHost, p.XDSPort)
+		return nil, fmt.Errorf("envoybootstrap: invalid xDS address %q port %d", p.XDSHost, p.XDSPort)
 	}
 	if p.Token == "" && p.TokenFile == "" {
-		return nil, errors.New("envoyconfig: a token or a token file is required")
+		return nil, errors.New("envoybootstrap: a token or a token file is required")
 	}
 	if p.AdminPort == 0 {
 		p.AdminPort = DefaultAdminPort
@@ -110,13 +100,7 @@ func Build(p Params) (*bootstrapv3.Bootstrap, error) {
 	if p.CACertFile == "" {
 		p.CACertFile = DefaultCABundle
 	}
-	if p.WasmPath == "" {
-		p.WasmPath = WasmFilterPath
-	}
-	if p.GoFilterPath == "" {
-		p.GoFilterPath = GoFilterPath
-	}
-	meta := map[string]any{MetaWasmPath: p.WasmPath, MetaGoFilterPath: p.GoFilterPath}
+	meta := map[string]any{}
 	keys := make([]string, 0, len(p.Metadata))
 	for k := range p.Metadata {
 		keys = append(keys, k)
@@ -127,7 +111,7 @@ func Build(p Params) (*bootstrapv3.Bootstrap, error) {
 	}
 	md, err := structpb.NewStruct(meta)
 	if err != nil {
-		return nil, fmt.Errorf("envoyconfig: node metadata: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: node metadata: %w", err)
 	}
 	svc, err := p.grpcService()
 	if err != nil {
@@ -158,7 +142,7 @@ func Build(p Params) (*bootstrapv3.Bootstrap, error) {
 		b.StaticResources = &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{c}}
 	}
 	if err := b.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("envoyconfig: the bootstrap is invalid: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: the bootstrap is invalid: %w", err)
 	}
 	if err := validateAnys(b); err != nil {
 		return nil, err
@@ -185,7 +169,7 @@ func (p Params) grpcService() (*corev3.GrpcService, error) {
 		HeaderPrefix: "Bearer ",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("envoyconfig: packing file_based_metadata: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: packing file_based_metadata: %w", err)
 	}
 	return &corev3.GrpcService{
 		TargetSpecifier: &corev3.GrpcService_GoogleGrpc_{GoogleGrpc: &corev3.GrpcService_GoogleGrpc{
@@ -223,7 +207,7 @@ func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("envoyconfig: packing the xDS TLS context: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: packing the xDS TLS context: %w", err)
 	}
 	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
@@ -231,7 +215,7 @@ func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 		}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("envoyconfig: packing HTTP/2 options: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: packing HTTP/2 options: %w", err)
 	}
 	discovery := clusterv3.Cluster_STRICT_DNS
 	if net.ParseIP(p.XDSHost) != nil {
@@ -258,7 +242,7 @@ func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 func Marshal(b *bootstrapv3.Bootstrap) ([]byte, error) {
 	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(b)
 	if err != nil {
-		return nil, fmt.Errorf("envoyconfig: marshalling the bootstrap: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: marshalling the bootstrap: %w", err)
 	}
 	return out, nil
 }
@@ -268,10 +252,10 @@ func Marshal(b *bootstrapv3.Bootstrap) ([]byte, error) {
 func Parse(data []byte) (*bootstrapv3.Bootstrap, error) {
 	var b bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("envoyconfig: decoding the bootstrap: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: decoding the bootstrap: %w", err)
 	}
 	if err := b.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("envoyconfig: the bootstrap is invalid: %w", err)
+		return nil, fmt.Errorf("envoybootstrap: the bootstrap is invalid: %w", err)
 	}
 	if err := validateAnys(&b); err != nil {
 		return nil, err
@@ -302,11 +286,11 @@ func validateAnys(b *bootstrapv3.Bootstrap) error {
 	for _, a := range anys {
 		m, err := a.UnmarshalNew()
 		if err != nil {
-			return fmt.Errorf("envoyconfig: unpacking %s: %w", a.GetTypeUrl(), err)
+			return fmt.Errorf("envoybootstrap: unpacking %s: %w", a.GetTypeUrl(), err)
 		}
 		if v, ok := m.(validator); ok {
 			if err := v.ValidateAll(); err != nil {
-				return fmt.Errorf("envoyconfig: invalid %s: %w", a.GetTypeUrl(), err)
+				return fmt.Errorf("envoybootstrap: invalid %s: %w", a.GetTypeUrl(), err)
 			}
 		}
 	}

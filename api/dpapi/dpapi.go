@@ -115,3 +115,11 @@ type InboundState struct {
 	Service string `json:"service"`
 	State   string `json:"state"`
 }
+
+// Where the sidecar image installs the filter: the control plane's
+// generated config points Envoy there unless the CP is configured
+// otherwise (ECSMESH_FILTER_WASM_PATH, ECSMESH_FILTER_GO_PATH).
+const (
+	FilterWasmPath = "/etc/ecsmesh/ecsmesh-filter.wasm"
+	FilterGoPath   = "/etc/ecsmesh/ecsmesh-filter.so"
+)

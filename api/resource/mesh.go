@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 // Defaults of a Mesh (SPEC §2).

@@ -12,7 +12,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 // MaxDocuments caps how many documents one file may hold.

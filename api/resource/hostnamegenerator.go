@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/ecsmesh/ecsmesh/controlplane/validation"
+	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
 // ExtensionRoute53 is the HostnameGenerator extension type that writes the

@@ -22,7 +22,7 @@ import (
 
 	grpccredv3 "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 
-	"github.com/ecsmesh/ecsmesh/bootstrap/envoyconfig"
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 )
 
 // Environment variables that drive the fake.
@@ -79,7 +79,7 @@ func run(dir string) int {
 		return 1
 	}
 	_ = os.WriteFile(filepath.Join(dir, FileBootstrap), data, 0o600)
-	b, err := envoyconfig.Parse(data)
+	b, err := envoybootstrap.Parse(data)
 	if err != nil {
 		ev("error invalid bootstrap: %v", err)
 		return 1
