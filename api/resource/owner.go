@@ -38,4 +38,3 @@ func (d *Dataplane) ProxyType() string {
 	}
 	return ProxyTypeDataplane
 }
-

@@ -33,7 +33,6 @@ const (
 	AuthNone = "none"
 )
 
-
 // File names in the work directory.
 const (
 	BootstrapFile = "bootstrap.json"

@@ -14,7 +14,6 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
 )
 
-
 // authorize runs checks 10–14 and issues the token.
 func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource.Dataplane, caller assumedRole, ident Identity) (*Result, error) {
 	// 10. account allow-list.
