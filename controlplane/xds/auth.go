@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"

@@ -2,9 +2,12 @@ package devdemo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ecsmesh/ecsmesh/filter"
 )
 
 // Result is what the demo observed, for the end-to-end test to assert.
@@ -110,9 +113,11 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 				return false, nil
 			}
 			res.Received[svc] = r
-			_, hasOut := r.Filter("ecsmesh-outbound")
+			out, hasOut := r.Filter("ecsmesh-outbound")
+			// The route to redis gets its JWT-SVID once redis's identity
+			// is known, which may be an update after the first config.
 			return slices.Contains(r.Clusters, "redis") && slices.Contains(r.Clusters, "web") && hasOut &&
-				len(r.Endpoints["redis"]) > 0 && len(r.Endpoints["web"]) > 0, nil
+				len(r.Endpoints["redis"]) > 0 && len(r.Endpoints["web"]) > 0 && routeHasToken(out, "redis"), nil
 		}); err != nil {
 			return res, err
 		}
@@ -218,4 +223,19 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// routeHasToken reports whether the outbound filter configuration cfg
+// carries a JWT-SVID on its route to cluster.
+func routeHasToken(cfg, cluster string) bool {
+	var c filter.Config
+	if json.Unmarshal([]byte(cfg), &c) != nil {
+		return false
+	}
+	for _, r := range c.Routes {
+		if r.Cluster == cluster && r.Token != "" {
+			return true
+		}
+	}
+	return false
 }
