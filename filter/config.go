@@ -39,7 +39,7 @@ const (
 	DefaultAllowMesh = "AllowMesh"
 )
 
-// Config is the JSON configuration of the filter (SPEC §4). The control plane
+// Config is the JSON configuration of the filter (filter/README.md). The control plane
 // builds it and delivers it as the plugin configuration (Wasm form) or the
 // filter's plugin_config (Go form).
 type Config struct {

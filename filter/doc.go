@@ -7,7 +7,8 @@
 //
 // # Configuration
 //
-// The JSON configuration (SPEC §4) is the [Config] type:
+// The JSON configuration is the [Config] type (filter/README.md lists every
+// field):
 //
 //	{"mode": "outbound",
 //	 "routes": [{"vip": "127.1.0.5:8080", "hosts": ["redis.mesh.local"], "cluster": "redis",
@@ -18,11 +19,12 @@
 //	             "permissions": [{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Allow"}],
 //	             "default": "Deny", "audiences": ["default.mesh.local"], "jwks": {"keys": [...]}}}
 //
-// Two fields extend SPEC §4:
+// Among its fields:
 //   - inbound.service: the local service name, used in the 403 body
 //     "ecsmesh: <spiffe-id> may not call <service>"; required in inbound mode.
 //   - inbound.audiences: the JWT-SVID audiences the inbound accepts (a token
-//     must name at least one); default: the trust domain of identity.spiffeId.
+//     must name at least one); default: identity.spiffeId, this sidecar's
+//     own SPIFFE ID.
 //
 // [Parse] decodes and validates a configuration in one pure call and returns
 // every problem with its JSON path (e.g. "routes[0].vip: must be ip:port").

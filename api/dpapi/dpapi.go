@@ -10,7 +10,7 @@ import (
 
 // Body caps.
 const (
-	// MaxBootstrapBody caps POST /bootstrap (SPEC §3: 1 MiB API).
+	// MaxBootstrapBody caps POST /bootstrap (1 MiB, as every API body).
 	MaxBootstrapBody = 1 << 20
 	// MaxHealthSyncBody caps POST /v1/health-sync.
 	MaxHealthSyncBody = 64 << 10
@@ -31,7 +31,7 @@ type VersionInfo struct {
 }
 
 // BootstrapRequest is the body of POST /bootstrap. The login fields are
-// those of POST /v1/auth/aws-iam/login (SPEC §3.2).
+// those of POST /v1/auth/aws-iam/login (see LoginRequest).
 type BootstrapRequest struct {
 	// Mesh and Name identify the Dataplane; when empty they are taken from
 	// DataplaneResource.

@@ -131,7 +131,8 @@ func (d *Dataplane) Services() []string {
 }
 
 // Workload returns the kuma.io/workload label, falling back to the first
-// inbound's service (SPEC §2).
+// inbound's service, so that every Dataplane has a workload for its
+// SPIFFE ID path.
 func (d *Dataplane) Workload() string {
 	if w := d.Labels[TagWorkload]; w != "" {
 		return w

@@ -216,7 +216,8 @@ func decodeOne(raw []byte) (Object, []string, *validation.Error) {
 	obj := kind.New()
 	if _, hasSpec := reflect.TypeOf(obj).Elem().FieldByName("Spec"); hasSpec {
 		if _, ok := generic["spec"]; !ok {
-			// Accept the policy body at the top level too, as SPEC §2 writes it.
+			// Accept the policy body at the top level too, besides
+			// Kuma's form with the body under spec.
 			spec := map[string]any{}
 			for k, v := range generic {
 				if !metaKeys[k] {
@@ -331,7 +332,7 @@ func unknownFields(t reflect.Type, v any, path string, verr *validation.Error) [
 				if why, ok := ignoredKumaFields[plain]; ok {
 					warns = append(warns, fmt.Sprintf("%s: ignored (%s)", p, why))
 				} else {
-					verr.Add(validation.Root().Field(p), "unknown field; check its spelling against SPEC §2")
+					verr.Add(validation.Root().Field(p), "unknown field; check its spelling against docs/reference.md#resources")
 				}
 				continue
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/api/validation"
 )
 
-// Defaults of a Mesh (SPEC §2).
+// Defaults and allowed values of a Mesh.
 const (
 	DefaultCertTTL          = time.Hour
 	DefaultRotateAt         = 0.5

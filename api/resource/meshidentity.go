@@ -94,7 +94,8 @@ func (mi *MeshIdentity) Selects(dp *Dataplane) bool {
 }
 
 // UsesWorkload reports whether the SPIFFE ID path depends on the workload,
-// in which case an IAM role's kuma.io/workload tag must match (SPEC §3.2 12).
+// in which case an IAM role's kuma.io/workload tag must match (the role
+// tag check of the IAM login).
 func (mi *MeshIdentity) UsesWorkload() bool {
 	if mi == nil || mi.Spec.SpiffeID.Path == "" {
 		return true

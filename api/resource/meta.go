@@ -1,6 +1,8 @@
-// Package resource is ecsmesh's resource model: Mesh, Dataplane and the
-// policies of SPEC §2, in Kuma-compatible YAML/JSON, with validation that
-// collects every violation and its field path.
+// Package resource is ecsmesh's resource model: Mesh, Dataplane,
+// MeshIdentity, HostnameGenerator, MeshTrafficPermission and
+// OnboardingPolicy, in Kuma-compatible YAML/JSON, with validation that
+// collects every violation and its field path. docs/reference.md lists
+// every kind and field.
 package resource
 
 import (

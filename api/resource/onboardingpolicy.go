@@ -17,7 +17,7 @@ var (
 
 // OnboardingPolicy says which AWS workloads may join which meshes and
 // services. When any policy applies to a mesh, a login must be allowed by
-// one of them (SPEC §3.2 14). It may be global (no mesh: onboardTo names
+// one of them (the last check of the IAM login). It may be global (no mesh: onboardTo names
 // meshes) or belong to a mesh (onboardTo[].mesh then defaults to it).
 type OnboardingPolicy struct {
 	Meta

@@ -1,4 +1,4 @@
-// Package agent is the run loop of the sidecar agent ecsmesh-dp (SPEC §5):
+// Package agent is the run loop of the sidecar agent ecsmesh-dp:
 // read the ECS task metadata, render the Dataplane, log in with the task's
 // IAM role and call /bootstrap, write and validate Envoy's bootstrap and
 // the token file, start Envoy, refresh the token at half its life, sync the

@@ -1,5 +1,6 @@
 // Package awslogin builds the IAM login token a sidecar sends to the
-// ecsmesh control plane (SPEC §3.2): an sts:GetCallerIdentity request
+// ecsmesh control plane (POST /v1/auth/aws-iam/login and /bootstrap): an
+// sts:GetCallerIdentity request
 // signed with the task's credentials (the SDK default chain, ECS container
 // credentials included) but never sent. The X-Ecsmesh-Server-Id header is
 // added before signing, so it is covered by the signature; a middleware

@@ -43,7 +43,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 )
 
-// MaxBodyBytes caps request bodies (SPEC §3: 1 MiB).
+// MaxBodyBytes caps request bodies (1 MiB).
 const MaxBodyBytes = 1 << 20
 
 // Inspector renders a dataplane's current xDS resources as JSON.

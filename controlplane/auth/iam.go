@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// MaxRoleCacheTTL bounds how long a GetRole answer is reused (SPEC §3.2 11).
+// MaxRoleCacheTTL bounds how long a GetRole answer is reused (check 11).
 const MaxRoleCacheTTL = 5 * time.Minute
 
 // Errors IAM and ECS implementations wrap so the Verifier can classify

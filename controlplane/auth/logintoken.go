@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// MaxLoginTokenSize is the largest login token accepted (SPEC §3.2 1).
+// MaxLoginTokenSize is the largest login token accepted (check 1).
 const MaxLoginTokenSize = 16 << 10
 
 // LoginToken is a decoded login token: the signed, unsent

@@ -6,7 +6,8 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
 )
 
-// Reason codes of refused logins, by SPEC §3.2 check. Every refusal carries
+// Reason codes of refused logins, by check (numbered as in the package
+// doc and docs/reference.md#iam-login-checks). Every refusal carries
 // exactly one of them in the problem's "reason" and in the
 // ecsmesh_logins_total{reason} metric.
 const (

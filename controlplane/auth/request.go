@@ -15,7 +15,7 @@ import (
 )
 
 // MaxRequestAge is how far X-Amz-Date may be from the CP's clock, and how
-// long a used signature is remembered (SPEC §3.2 7).
+// long a used signature is remembered (check 7).
 const MaxRequestAge = 15 * time.Minute
 
 const amzTimeFormat = "20060102T150405Z"
@@ -32,7 +32,7 @@ var (
 )
 
 // allowedAmzHeaders are the only X-Amz-* headers a login may carry
-// (SPEC §3.2 5).
+// (check 5).
 var allowedAmzHeaders = map[string]bool{
 	"X-Amz-Algorithm": true, "X-Amz-Content-Sha256": true, "X-Amz-Credential": true,
 	"X-Amz-Date": true, "X-Amz-Security-Token": true, "X-Amz-Signature": true,

@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// maxSTSResponse caps the STS answer read (SPEC §3.2 8).
+// maxSTSResponse caps the STS answer read (check 8).
 const maxSTSResponse = 64 << 10
 
 // callerIdentity is a well-formed GetCallerIdentity answer.

@@ -1,4 +1,4 @@
-// Package auth is the control plane's IAM workload identity (SPEC §3.2): it
+// Package auth is the control plane's IAM workload identity: it
 // verifies the signed, unsent sts:GetCallerIdentity request a sidecar sends
 // (checks 1–9), authorizes the caller's role (checks 10–14: account
 // allow-list, iam:GetRole with the CP's own credentials, kuma.io/* role
@@ -36,7 +36,7 @@ import (
 )
 
 // ServerIDHeader is the header naming the control plane a login is for; it
-// must be signed (SPEC §3.2 6).
+// must be signed (check 6).
 const ServerIDHeader = "X-Ecsmesh-Server-Id"
 
 // KindLoginSignature is the store kind of used-signature records.
@@ -222,7 +222,7 @@ type Result struct {
 	ExpiresAt time.Time
 }
 
-// Authenticate runs SPEC §3.2 checks 1–14 in order and issues a dataplane
+// Authenticate runs checks 1–14 in order and issues a dataplane
 // token. dp nil means the Dataplane req.Mesh/req.Name must exist in the
 // store (/v1/auth/aws-iam/login); otherwise dp is the Dataplane /bootstrap
 // carries, which the caller stores only after success. Errors are

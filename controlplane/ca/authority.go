@@ -1,7 +1,7 @@
-// Package ca is the built-in certificate authority of each mesh (SPEC
-// §3.3): an ECDSA P-256 root per mesh, kept with its key in the store,
-// that signs short-lived X.509 SVIDs, and root rotation with an overlap
-// during which old and new roots are both in the trust bundle.
+// Package ca is the built-in certificate authority of each mesh: an ECDSA
+// P-256 root per mesh, kept with its key in the store, that signs
+// short-lived X.509 SVIDs, and root rotation with an overlap during which
+// old and new roots are both in the trust bundle.
 package ca
 
 import (

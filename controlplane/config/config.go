@@ -161,7 +161,7 @@ type Route53 struct {
 	OwnerID string `json:"ownerId"`
 }
 
-// Default returns the defaults of SPEC §3.
+// Default returns the defaults (listed in docs/reference.md).
 func Default() Config {
 	return Config{
 		APIAddr:        ":5678",

@@ -45,8 +45,8 @@ func integer(dst func(*Config) *int) func(*Config, string) error {
 	}
 }
 
-// envVars lists every variable the CP reads (SPEC §3). Tests and the
-// deployment templates check against this list.
+// envVars lists every variable the CP reads (docs/reference.md lists them
+// too). Tests and the deployment templates check against this list.
 var envVars = []envVar{
 	{"ECSMESH_API_ADDR", "apiAddr", str(func(c *Config) *string { return &c.APIAddr })},
 	{"ECSMESH_XDS_ADDR", "xdsAddr", str(func(c *Config) *string { return &c.XDSAddr })},

@@ -1,5 +1,5 @@
 // Package dns publishes the services' loopback VIPs under DNS names in a
-// Route53 private hosted zone (SPEC §3.5).
+// Route53 private hosted zone.
 //
 // Hostnames are <service>.<KUMA_DNS_SERVER_DOMAIN> plus every matching
 // HostnameGenerator's. The Reconciler watches the store, gives every

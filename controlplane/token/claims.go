@@ -1,6 +1,6 @@
 // Package token issues and verifies the JWTs of ecsmesh: dataplane tokens
-// (the credential a sidecar presents on its xDS stream, SPEC §3.2) and
-// JWT-SVIDs (identity tokens, SPEC §3.3), ES256 with per-mesh keys kept in
+// (the credential a sidecar presents on its xDS stream, issued by the IAM
+// login) and JWT-SVIDs (identity tokens the filter attaches), ES256 with per-mesh keys kept in
 // the store and published as a JWKS.
 package token
 

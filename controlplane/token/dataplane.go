@@ -22,7 +22,7 @@ type dataplaneClaims struct {
 	ProxyType string `json:"proxyType"`
 }
 
-// IssueDataplaneToken signs a dataplane token (SPEC §3.2) for c.Mesh/c.Name
+// IssueDataplaneToken signs a dataplane token for c.Mesh/c.Name
 // with the mesh's current dataplane-token key: ES256, `kid` header, `typ`
 // DataplaneTokenType, `iss` DataplaneTokenIssuer, `aud`
 // DataplaneTokenAudience, `sub` c.SPIFFEID, claims mesh, name, roleArn,

@@ -31,9 +31,9 @@ type Purpose string
 // Key purposes. Each mesh has one key set per purpose, so that a token of
 // one purpose can never verify as the other.
 const (
-	// KeyDataplaneToken signs dataplane tokens (SPEC §3.2).
+	// KeyDataplaneToken signs dataplane tokens.
 	KeyDataplaneToken Purpose = "dataplane-token"
-	// KeyJWTSVID signs JWT-SVIDs (SPEC §3.3).
+	// KeyJWTSVID signs JWT-SVIDs.
 	KeyJWTSVID Purpose = "jwt-svid"
 )
 

@@ -23,7 +23,7 @@ type tdEntry struct {
 	loadedAt time.Time
 }
 
-// IssueJWTSVID signs a JWT-SVID (SPEC §3.3) for id with mesh's current
+// IssueJWTSVID signs a JWT-SVID for id with mesh's current
 // JWT-SVID key: ES256, `kid` and `typ: JWT` headers, `iss`
 // JWTSVIDIssuer(), `sub` id, `aud` audience (default: the mesh's trust
 // domain), iat and exp = now + ttl (0 means DefaultJWTSVIDTTL; at most

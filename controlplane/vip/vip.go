@@ -108,8 +108,8 @@ func ParseRanges(s string) ([]netip.Prefix, error) {
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
 // CheckLoopback returns an error naming variable unless every range lies in
-// 127.0.0.0/8, as Route53 VIPs must (SPEC §3.5: the sidecar listens on them
-// inside the task). Configuration validation calls it when Route53 is on.
+// 127.0.0.0/8, as Route53 VIPs must: the sidecar listens on them inside
+// the task (Fargate has no transparent proxy). Configuration validation calls it when Route53 is on.
 func CheckLoopback(variable string, ranges []netip.Prefix) error {
 	for _, p := range ranges {
 		p = p.Masked()

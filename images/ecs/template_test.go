@@ -315,7 +315,7 @@ func TestSidecarContract(t *testing.T) {
 			t.Errorf("task role lacks tag %s", k)
 		}
 	}
-	// The CP task role has the permissions SPEC §6 lists.
+	// The CP task role has the permissions the CP needs (images/ecs/README.md).
 	cp := loadAll(t)["controlplane.yaml"]
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)

@@ -1,4 +1,5 @@
-// Command ecsmesh-dp is the ecsmesh sidecar agent (SPEC §5).
+// Command ecsmesh-dp is the ecsmesh sidecar agent (see package agent and
+// docs/reference.md for its flags).
 package main
 
 import (

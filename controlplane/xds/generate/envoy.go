@@ -162,7 +162,7 @@ func LocalClusterName(addr string, port int) string {
 	return "app:" + net.JoinHostPort(addr, strconv.Itoa(port))
 }
 
-// ListenerName names a listener as SPEC §3.4 says.
+// ListenerName names a listener <direction>:<addr>:<port>, e.g. inbound:10.0.1.23:15000.
 func ListenerName(direction, addr string, port int) string {
 	return direction + ":" + net.JoinHostPort(addr, strconv.Itoa(port))
 }
