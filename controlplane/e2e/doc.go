@@ -1,6 +1,6 @@
 // Package e2e holds end-to-end tests of the control plane run as real
 // processes on loopback: the ecsmesh-cp binary (built once per test run),
-// the local AWS of controlplane/devcloud, PostgreSQL, and — when an Envoy
+// the local AWS of internal/dev/devcloud, PostgreSQL, and — when an Envoy
 // binary is available (ENVOY_BIN) — real Envoys loading the built filter.
 //
 // The package has no non-test code; this file only documents it.

@@ -1,6 +1,7 @@
 // Package election elects one leader among CP replicas with a
-// store.Leaser: writers that must be unique (Route53 writer, VIP allocator,
-// CA rotation) run only while their replica holds the lease.
+// store.Leaser: writers that must be unique (the Route53 writer and the VIP
+// allocator) run only while their replica holds the lease. (CA rotation
+// needs no lease: it runs on any replica with versioned store writes.)
 //
 // A candidate tries to take the lease every RetryPeriod (default TTL/3). The leader renews it
 // every TTL/3; it steps down — cancelling the context its work runs under —

@@ -109,7 +109,9 @@ var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
 // CheckLoopback returns an error naming variable unless every range lies in
 // 127.0.0.0/8, as Route53 VIPs must: the sidecar listens on them inside
-// the task (Fargate has no transparent proxy). Configuration validation calls it when Route53 is on.
+// the task (Fargate has no transparent proxy). It is the rule
+// controlplane/config applies to the ranges it reads, for callers that
+// build ranges themselves.
 func CheckLoopback(variable string, ranges []netip.Prefix) error {
 	for _, p := range ranges {
 		p = p.Masked()
