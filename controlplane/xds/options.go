@@ -1,9 +1,9 @@
-// Package xds is the control plane's xDS server (SPEC §3.4): ADS over
-// gRPC (state-of-the-world and delta, go-control-plane) for every
-// dataplane, authenticated by its dataplane token, with the dataplane's
-// listeners, clusters, endpoints, SDS certificates and ECDS filter
-// configuration; dataplane liveness across CP replicas; and the inspect
-// view of SPEC §3.
+// Package xds is the control plane's xDS server: ADS over gRPC
+// (state-of-the-world and delta, go-control-plane) for every dataplane,
+// authenticated by its dataplane token, with the dataplane's listeners,
+// clusters, endpoints, SDS certificates and ECDS filter configuration;
+// dataplane liveness across CP replicas; and the view of a dataplane's
+// configuration that `inspect` prints.
 package xds
 
 import (
@@ -98,7 +98,7 @@ type Options struct {
 	// ServerOptions are extra gRPC server options.
 	ServerOptions []grpc.ServerOption
 	// Grace is how long a bootstrap-created Dataplane without a stream
-	// survives (default 10 s, SPEC §3.4).
+	// survives (default 10 s).
 	Grace time.Duration
 	// NeverConnectedGrace is how long a bootstrap-created Dataplane that
 	// never opened a stream survives (default 2 min).

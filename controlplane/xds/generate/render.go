@@ -58,7 +58,7 @@ func (s Snapshot) Version() string {
 	return HashStrings(parts...)
 }
 
-// JSON renders the snapshot as SPEC §3 `inspect` prints it:
+// JSON renders the snapshot as `inspect` prints it:
 // {"version": "...", "resources": {"<type URL>": [<protojson with @type>...]}},
 // indented, with stable formatting.
 func (s Snapshot) JSON() ([]byte, error) {

@@ -1,6 +1,7 @@
-// Package generate computes the Envoy resources of every dataplane (SPEC
-// §3.4) from the stored state of its mesh. It is pure: no store, no clock,
-// no network. Mesh-wide resources (service clusters, endpoints, VIP
+// Package generate computes the Envoy resources of every dataplane
+// (listeners, clusters, endpoints, secrets and filter configurations) from
+// the stored state of its mesh. It is pure: no store, no clock, no
+// network. Mesh-wide resources (service clusters, endpoints, VIP
 // listeners, the trust bundle) are built once per mesh and shared by every
 // dataplane; only what differs per dataplane (inbound listeners, explicit
 // outbound listeners, local app clusters, filter configurations, the
