@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -53,79 +56,114 @@ func causeOf(reason string) *closeCause {
 	return bindingBroken(reason)
 }
 
-// bindStream registers st as a stream of node id if its token matches
-// the stored Dataplane and is not revoked. The revocation is read from the
-// store as well, so a revocation this replica has not yet seen through its
-// watch still refuses the stream. Registration and rebuilds serialize on
-// bindMu: a stream is checked against the bindings its node is served
-// with, and every later rebuild checks it again.
-func (s *Server) bindStream(st *stream, id string, bind bool) error {
-	mesh, name := st.claims.Mesh, st.claims.Name
-	revokedAt, err := token.RevokedAt(st.ctx, s.o.Store, mesh, name)
-	if err != nil {
-		s.log.Error("xds: reading the revocation of a dataplane", "node", id, "err", err)
-		return status.Error(codes.Unavailable, "xds: cannot check the dataplane token yet; retry")
-	}
-	s.bindMu.Lock()
-	defer s.bindMu.Unlock()
-	b, ok := s.bindings[mesh][name]
-	if !ok {
-		s.metrics.refused.WithLabelValues(refusedNotStored).Inc()
-		return status.Errorf(codes.NotFound, "xds: dataplane %s/%s is not stored", mesh, name)
-	}
-	if r := s.revoked[id]; r.After(revokedAt) {
-		revokedAt = r
-	}
-	if reason := b.check(st.claims, revokedAt); reason != "" {
-		s.metrics.refused.WithLabelValues(reason).Inc()
-		s.log.Warn("xds: stream refused", "reason", reason, "node", id, "tokenSpiffeId", st.claims.SPIFFEID, "tokenRoleArn", st.claims.RoleARN)
-		c := causeOf(reason)
-		return status.Error(c.code, c.msg)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st.nodeID, st.bind = id, bind
-	if s.byNode[id] == nil {
-		s.byNode[id] = map[int64]*stream{}
-	}
-	s.byNode[id][st.id] = st
-	return nil
+// accessTable decides which streams may hold which node: it keeps the
+// binding of every stored Dataplane (what a stream's token must match) and
+// the revocations, checks each stream when it binds to its node and again
+// after every rebuild and revocation, and re-checks the IAM role of open
+// streams. Its lock is taken before the stream registry's; rebuilds
+// install a mesh's nodes in the cache under it (see install).
+type accessTable struct {
+	store   store.Store
+	checker RoleChecker
+	streams *streamRegistry
+	log     *slog.Logger
+	metrics *metrics
+
+	// mu serializes binding a stream to its node with rebuilds, which
+	// check the node's streams before installing its new resources.
+	mu sync.Mutex
+	// bindings are what the tokens of each node's streams must match, by
+	// mesh and name; revoked holds revocations by node ID.
+	bindings map[string]map[string]binding
+	revoked  map[string]time.Time
+	// rechecking is set while a round of role re-checks runs; background
+	// tracks it.
+	rechecking atomic.Bool
+	background sync.WaitGroup
 }
 
-// rebind records the bindings of a mesh's freshly built nodes and closes
-// this replica's streams of those nodes whose token no longer matches
-// (the Dataplane was replaced by another owner, its identity changed).
-// The caller holds bindMu and installs the nodes in the cache after, so
-// a closed stream is never sent the new identity.
-func (s *Server) rebind(w *world, mesh string, nodes map[string]*generate.Node) {
+func newAccessTable(o Options, log *slog.Logger, m *metrics, streams *streamRegistry) *accessTable {
+	return &accessTable{store: o.Store, checker: o.RoleChecker, streams: streams, log: log, metrics: m,
+		bindings: map[string]map[string]binding{}, revoked: map[string]time.Time{}}
+}
+
+// bindingsOf are the bindings of a mesh's freshly built nodes.
+func bindingsOf(nodes map[string]*generate.Node, dps map[string]*dpEntry) map[string]binding {
 	next := make(map[string]binding, len(nodes))
 	for name, n := range nodes {
-		if e := w.dps[mesh][name]; e != nil {
+		if e := dps[name]; e != nil {
 			next[name] = bindingOf(n, e.dp)
 		}
 	}
-	s.bindings[mesh] = next
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, streams := range s.byNode {
+	return next
+}
+
+// bind registers st as a stream of node id if its token matches the
+// stored Dataplane and is not revoked. The revocation is read from the
+// store as well, so a revocation this replica has not yet seen through its
+// watch still refuses the stream. Registration and rebuilds serialize on
+// mu: a stream is checked against the bindings its node is served with,
+// and every later rebuild checks it again.
+func (a *accessTable) bind(st *stream, id string, bind bool) error {
+	mesh, name := st.claims.Mesh, st.claims.Name
+	revokedAt, err := token.RevokedAt(st.ctx, a.store, mesh, name)
+	if err != nil {
+		a.log.Error("xds: reading the revocation of a dataplane", "node", id, "err", err)
+		return status.Error(codes.Unavailable, "xds: cannot check the dataplane token yet; retry")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.bindings[mesh][name]
+	if !ok {
+		a.metrics.refused.WithLabelValues(refusedNotStored).Inc()
+		return status.Errorf(codes.NotFound, "xds: dataplane %s/%s is not stored", mesh, name)
+	}
+	if r := a.revoked[id]; r.After(revokedAt) {
+		revokedAt = r
+	}
+	if reason := b.check(st.claims, revokedAt); reason != "" {
+		a.metrics.refused.WithLabelValues(reason).Inc()
+		a.log.Warn("xds: stream refused", "reason", reason, "node", id, "tokenSpiffeId", st.claims.SPIFFEID, "tokenRoleArn", st.claims.RoleARN)
+		c := causeOf(reason)
+		return status.Error(c.code, c.msg)
+	}
+	a.streams.bind(st, id, bind)
+	return nil
+}
+
+// install records next as the bindings of mesh's freshly built nodes
+// (nil: the mesh is gone), closes this replica's streams of those nodes
+// whose token no longer matches (the Dataplane was replaced by another
+// owner, its identity changed), then runs apply, which installs the build
+// in the cache, and returns what apply returns. Streams bind under the
+// same lock, so a closed stream is never sent the new identity and a
+// stream bound after the check is checked against the new bindings.
+func (a *accessTable) install(mesh string, next map[string]binding, apply func() []string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if next == nil {
+		delete(a.bindings, mesh)
+		return apply()
+	}
+	a.bindings[mesh] = next
+	a.streams.forEach(func(id string, st *stream) {
 		m, name, _ := splitNodeID(id)
 		b, ok := next[name]
 		if m != mesh || !ok {
-			continue // other mesh, or gone: closed once the cache drops it
+			return // other mesh, or gone: closed once the cache drops it
 		}
-		for _, st := range streams {
-			if reason := b.check(st.claims, s.revoked[id]); reason != "" && st.ctx.Err() == nil {
-				s.log.Warn("xds: closing stream", "node", id, "reason", reason)
-				st.close(causeOf(reason))
-			}
+		if reason := b.check(st.claims, a.revoked[id]); reason != "" && st.ctx.Err() == nil {
+			a.log.Warn("xds: closing stream", "node", id, "reason", reason)
+			st.close(causeOf(reason))
 		}
-	}
+	})
+	return apply()
 }
 
 // loadRevocations reads every revocation (at start and after a watch
 // gap) and closes the streams they revoke.
-func (s *Server) loadRevocations(ctx context.Context) error {
-	recs, err := s.o.Store.List(ctx, token.KindRevocation, store.ListOptions{})
+func (a *accessTable) loadRevocations(ctx context.Context) error {
+	recs, err := a.store.List(ctx, token.KindRevocation, store.ListOptions{})
 	if err != nil {
 		return err
 	}
@@ -133,29 +171,29 @@ func (s *Server) loadRevocations(ctx context.Context) error {
 	for _, r := range recs {
 		at, err := token.ParseRevocation(r)
 		if err != nil {
-			s.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
+			a.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
 			continue
 		}
 		revoked[NodeID(r.Mesh, r.Name)] = at
 	}
-	s.bindMu.Lock()
-	s.revoked = revoked
-	s.bindMu.Unlock()
+	a.mu.Lock()
+	a.revoked = revoked
+	a.mu.Unlock()
 	for id := range revoked {
-		s.closeRevoked(id)
+		a.closeRevoked(id)
 	}
 	return nil
 }
 
 // applyRevocation folds a change of a revocation record in and closes
 // this replica's streams whose token it revokes.
-func (s *Server) applyRevocation(ctx context.Context, k store.Key) {
+func (a *accessTable) applyRevocation(ctx context.Context, k store.Key) {
 	id := NodeID(k.Mesh, k.Name)
-	rec, err := s.o.Store.Get(ctx, k)
+	rec, err := a.store.Get(ctx, k)
 	if errors.Is(err, store.ErrNotFound) {
-		s.bindMu.Lock()
-		delete(s.revoked, id)
-		s.bindMu.Unlock()
+		a.mu.Lock()
+		delete(a.revoked, id)
+		a.mu.Unlock()
 		return
 	}
 	var at time.Time
@@ -163,34 +201,37 @@ func (s *Server) applyRevocation(ctx context.Context, k store.Key) {
 		at, err = token.ParseRevocation(rec)
 	}
 	if err != nil {
-		s.log.Error("xds: reading a revocation", "key", k.String(), "err", err)
+		a.log.Error("xds: reading a revocation", "key", k.String(), "err", err)
 		return
 	}
-	s.bindMu.Lock()
-	s.revoked[id] = at
-	s.bindMu.Unlock()
-	s.closeRevoked(id)
+	a.mu.Lock()
+	a.revoked[id] = at
+	a.mu.Unlock()
+	a.closeRevoked(id)
 }
 
-func (s *Server) closeRevoked(id string) {
-	s.bindMu.Lock()
-	at := s.revoked[id]
-	s.bindMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, st := range s.byNode[id] {
+// closeRevoked closes this replica's streams of node id whose token its
+// revocation revokes.
+func (a *accessTable) closeRevoked(id string) {
+	a.mu.Lock()
+	at := a.revoked[id]
+	a.mu.Unlock()
+	a.streams.forNode(id, func(st *stream) {
 		if token.Revoked(st.claims, at) && st.ctx.Err() == nil {
-			s.log.Warn("xds: closing stream", "node", id, "reason", refusedRevoked)
+			a.log.Warn("xds: closing stream", "node", id, "reason", refusedRevoked)
 			st.close(errTokenRevoked)
 		}
-	}
+	})
 }
+
+// wait waits for a round of role re-checks still running.
+func (a *accessTable) wait() { a.background.Wait() }
 
 // recheckRoles asks the RoleChecker, off the run loop, whether the role
 // of every open stream still owns its Dataplane. A round still running
 // skips this one.
-func (s *Server) recheckRoles(ctx context.Context) {
-	if s.o.RoleChecker == nil || !s.rechecking.CompareAndSwap(false, true) {
+func (a *accessTable) recheckRoles(ctx context.Context) {
+	if a.checker == nil || !a.rechecking.CompareAndSwap(false, true) {
 		return
 	}
 	type item struct {
@@ -198,24 +239,18 @@ func (s *Server) recheckRoles(ctx context.Context) {
 		dp *resource.Dataplane
 	}
 	var items []item
-	s.bindMu.Lock()
-	s.mu.Lock()
-	for id, streams := range s.byNode {
+	a.mu.Lock()
+	a.streams.forEach(func(id string, st *stream) {
 		mesh, name, _ := splitNodeID(id)
-		b, ok := s.bindings[mesh][name]
-		if !ok {
-			continue
-		}
-		for _, st := range streams {
+		if b, ok := a.bindings[mesh][name]; ok {
 			items = append(items, item{st, b.dp})
 		}
-	}
-	s.mu.Unlock()
-	s.bindMu.Unlock()
-	s.background.Add(1)
+	})
+	a.mu.Unlock()
+	a.background.Add(1)
 	go func() {
-		defer s.background.Done()
-		defer s.rechecking.Store(false)
+		defer a.background.Done()
+		defer a.rechecking.Store(false)
 		for _, it := range items {
 			if ctx.Err() != nil {
 				return
@@ -223,24 +258,24 @@ func (s *Server) recheckRoles(ctx context.Context) {
 			if it.st.ctx.Err() != nil {
 				continue
 			}
-			s.recheck(ctx, it.st, it.dp)
+			a.recheck(ctx, it.st, it.dp)
 		}
 	}()
 }
 
-func (s *Server) recheck(ctx context.Context, st *stream, dp *resource.Dataplane) {
-	err := s.o.RoleChecker.Recheck(ctx, st.claims, dp)
+func (a *accessTable) recheck(ctx context.Context, st *stream, dp *resource.Dataplane) {
+	err := a.checker.Recheck(ctx, st.claims, dp)
 	var tmp interface{ Temporary() bool }
 	switch {
 	case err == nil:
-		s.metrics.recheck.WithLabelValues(recheckOK).Inc()
+		a.metrics.recheck.WithLabelValues(recheckOK).Inc()
 	case errors.As(err, &tmp) && tmp.Temporary():
-		s.metrics.recheck.WithLabelValues(recheckUnavailable).Inc()
-		s.log.Warn("xds: cannot re-check the role of a stream; keeping it", "node", st.nodeID, "roleArn", st.claims.RoleARN, "err", err)
+		a.metrics.recheck.WithLabelValues(recheckUnavailable).Inc()
+		a.log.Warn("xds: cannot re-check the role of a stream; keeping it", "node", st.nodeID, "roleArn", st.claims.RoleARN, "err", err)
 	case ctx.Err() != nil:
 	default:
-		s.metrics.recheck.WithLabelValues(recheckRevoked).Inc()
-		s.log.Warn("xds: closing stream", "node", st.nodeID, "reason", closedRoleRevoked, "roleArn", st.claims.RoleARN, "err", err)
+		a.metrics.recheck.WithLabelValues(recheckRevoked).Inc()
+		a.log.Warn("xds: closing stream", "node", st.nodeID, "reason", closedRoleRevoked, "roleArn", st.claims.RoleARN, "err", err)
 		st.close(errRoleRevoked)
 	}
 }

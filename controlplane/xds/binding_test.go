@@ -59,9 +59,9 @@ func (h *harness) ownedDataplane(name, addr, service string, owner *resource.Own
 func waitServed(t *testing.T, srv *Server, name, addr, service string, owner *resource.Owner) {
 	t.Helper()
 	waitUntil(t, "the server did not pick up Dataplane "+name, func() bool {
-		srv.bindMu.Lock()
-		defer srv.bindMu.Unlock()
-		b, ok := srv.bindings["default"][name]
+		srv.access.mu.Lock()
+		defer srv.access.mu.Unlock()
+		b, ok := srv.access.bindings["default"][name]
 		if !ok || b.dp.Networking.Address != addr || b.dp.Services()[0] != service || (b.owner == nil) != (owner == nil) {
 			return false
 		}

@@ -122,6 +122,17 @@ func (c *meshCache) setMesh(m *generate.Mesh, nodes map[string]*generate.Node) [
 	return gone
 }
 
+// meshNames lists the meshes the cache holds.
+func (c *meshCache) meshNames() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]bool, len(c.meshes))
+	for name := range c.meshes {
+		out[name] = true
+	}
+	return out
+}
+
 // dropMesh forgets a deleted mesh and returns its node IDs.
 func (c *meshCache) dropMesh(mesh string) []string {
 	c.mu.Lock()

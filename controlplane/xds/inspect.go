@@ -46,14 +46,14 @@ func (s *Server) InspectDataplane(ctx context.Context, mesh, name string) ([]byt
 		}
 		snap = generate.Resources(v.mesh, v.node, v.identity, v.outbound)
 	} else {
-		w := newWorld()
-		if err := s.load(ctx, w); err != nil {
+		w := newWorld(s.src)
+		if err := w.load(ctx); err != nil {
 			return nil, err
 		}
 		if w.meshes[mesh] == nil || w.dps[mesh][name] == nil {
 			return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, mesh, name)
 		}
-		m, nodes, err := s.build(w, mesh)
+		m, nodes, err := w.build(mesh)
 		if err != nil {
 			return nil, err
 		}

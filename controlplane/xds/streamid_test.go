@@ -40,9 +40,7 @@ func TestDeltaAndSotWStreamIDsDoNotCollide(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		h.srv.mu.Lock()
-		n := len(h.srv.streams)
-		h.srv.mu.Unlock()
+		n, _ := h.srv.streams.counts()
 		if n == 1 {
 			break
 		}

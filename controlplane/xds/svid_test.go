@@ -147,7 +147,7 @@ func TestJWTSVIDsBoundToDestination(t *testing.T) {
 		}
 	}
 	// web → api, billing, web; billing → nothing (no VIPs bound, no outbounds).
-	if n := h.srv.tokens.len(); n != 3 {
+	if n := h.srv.identity.shared.len(); n != 3 {
 		t.Fatalf("%d tokens cached, want 3", n)
 	}
 }
