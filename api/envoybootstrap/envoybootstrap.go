@@ -29,6 +29,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -209,11 +210,12 @@ func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envoybootstrap: packing the xDS TLS context: %w", err)
 	}
-	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
+	h2opts := &httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
 		}},
-	})
+	}
+	h2, err := anypb.New(h2opts)
 	if err != nil {
 		return nil, fmt.Errorf("envoybootstrap: packing HTTP/2 options: %w", err)
 	}
@@ -226,9 +228,9 @@ func (p Params) adsCluster() (*clusterv3.Cluster, error) {
 		ConnectTimeout:       durationpb.New(5e9),
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: discovery},
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{
-			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2,
+			string(h2opts.ProtoReflect().Descriptor().FullName()): h2,
 		},
-		TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsCtx}},
+		TransportSocket: &corev3.TransportSocket{Name: wellknown.TransportSocketTls, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsCtx}},
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: ADSClusterName,
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{

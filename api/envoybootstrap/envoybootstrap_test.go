@@ -30,9 +30,10 @@ func TestBuild(t *testing.T) {
 			checks: []string{`"type": "STRICT_DNS"`, `"sni": "cp.mesh.local"`, `"sanType": "DNS"`, `"exact": "cp.mesh.local"`, `"filename": "/etc/ecsmesh/cp-ca.pem"`},
 		},
 		{
-			name:   "inline token over a static TLS cluster",
-			p:      envoybootstrap.Params{Mesh: "default", Name: "web-1", XDSHost: "10.0.0.5", XDSPort: 5679, Token: "secret-token", AdminPort: 9902},
-			checks: []string{`"value": "Bearer secret-token"`, envoybootstrap.ADSClusterName, `"type": "STATIC"`, envoybootstrap.DefaultCABundle, `"portValue": 9902`, `"address": "10.0.0.5"`, `"sanType": "IP_ADDRESS"`, `"exact": "10.0.0.5"`},
+			name: "inline token over a static TLS cluster",
+			p:    envoybootstrap.Params{Mesh: "default", Name: "web-1", XDSHost: "10.0.0.5", XDSPort: 5679, Token: "secret-token", AdminPort: 9902},
+			checks: []string{`"value": "Bearer secret-token"`, envoybootstrap.ADSClusterName, `"type": "STATIC"`, envoybootstrap.DefaultCABundle, `"portValue": 9902`, `"address": "10.0.0.5"`, `"sanType": "IP_ADDRESS"`, `"exact": "10.0.0.5"`,
+				`"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {`, `"name": "envoy.transport_sockets.tls"`},
 			absent: []string{"googleGrpc", `"sni"`}, // no SNI for an IP address (RFC 6066)
 		},
 	}

@@ -82,7 +82,7 @@ func (h *HostnameGenerator) Hostname(svc ServiceData) (string, error) {
 	if err := t.Execute(&b, svc); err != nil {
 		return "", fmt.Errorf("resource: hostname template: %w", err)
 	}
-	name := strings.TrimSuffix(strings.ToLower(b.String()), ".")
+	name := NormalizeHostname(b.String())
 	if len(name) > 253 || !hostnameRE.MatchString(name) {
 		return "", fmt.Errorf("resource: hostname template renders %q, not a DNS name", name)
 	}

@@ -13,21 +13,12 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
 )
 
-// Service is one service of a mesh, as HostnameGenerator selectors see it.
-type Service struct {
-	Mesh     string
-	Name     string
-	Protocol string
-}
+// Service is one service of a mesh, as HostnameGenerator selectors see it
+// (resource.Service).
+type Service = resource.Service
 
-// Labels returns the labels HostnameGenerator selectors match against:
-// kuma.io/service, kuma.io/mesh and kuma.io/protocol.
-func (s Service) Labels() map[string]string {
-	return map[string]string{resource.TagService: s.Name, resource.TagMesh: s.Mesh, resource.TagProtocol: s.Protocol}
-}
-
-// Key returns the service's VIP key.
-func (s Service) Key() vip.ServiceKey { return vip.ServiceKey{Mesh: s.Mesh, Service: s.Name} }
+// serviceKey returns the service's VIP key.
+func serviceKey(s Service) vip.ServiceKey { return vip.ServiceKey{Mesh: s.Mesh, Service: s.Name} }
 
 // Record is one desired A record: hostname → the service's VIP.
 type Record struct {
@@ -90,52 +81,6 @@ func Generators(ctx context.Context, st store.Store) ([]*resource.HostnameGenera
 	return out, nil
 }
 
-// NormalizeZoneID drops the "/hostedzone/" prefix Route53 puts on IDs.
-func NormalizeZoneID(id string) string { return strings.TrimPrefix(id, "/hostedzone/") }
-
-// appliesTo reports whether gen publishes into the zone zoneID: a
-// generator without extension publishes into the CP's zone, one with a
-// Route53 extension only into the zone it names.
-func appliesTo(gen *resource.HostnameGenerator, zoneID string) bool {
-	ext := gen.Spec.Extension
-	if ext == nil || ext.Config == nil || zoneID == "" {
-		return true
-	}
-	return NormalizeZoneID(ext.Config.HostedZoneID) == NormalizeZoneID(zoneID)
-}
-
-// Hostnames returns a service's names: <service>.<domain> first, then
-// every selecting generator's, sorted by generator name, without
-// duplicates. A generator whose template fails for this service is
-// reported in errs and contributes nothing.
-func Hostnames(domain, zoneID string, svc Service, gens []*resource.HostnameGenerator) (names []string, errs []error) {
-	seen := map[string]bool{}
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
-	if domain != "" {
-		add(NormalizeName(svc.Name + "." + domain))
-	}
-	sorted := append([]*resource.HostnameGenerator(nil), gens...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	labels := svc.Labels()
-	for _, g := range sorted {
-		if !appliesTo(g, zoneID) || !g.Selects(labels) {
-			continue
-		}
-		n, err := g.Hostname(resource.ServiceData{DisplayName: svc.Name, Name: svc.Name, Mesh: svc.Mesh, Labels: labels})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("dns: HostnameGenerator %s for service %s/%s: %w", g.Name, svc.Mesh, svc.Name, err))
-			continue
-		}
-		add(n)
-	}
-	return names, errs
-}
-
 // InZone reports whether name lies in the zone named zone (both
 // normalized); an empty zone holds every name.
 func InZone(name, zone string) bool {
@@ -152,13 +97,13 @@ func DesiredRecords(domain, zoneID, zone string, services []Service, vips map[vi
 	var conflicts []Conflict
 	owner := map[string]vip.ServiceKey{}
 	for _, s := range services {
-		v, ok := vips[s.Key()]
+		v, ok := vips[serviceKey(s)]
 		if !ok {
 			continue
 		}
-		names, errs := Hostnames(domain, zoneID, s, gens)
+		names, errs := resource.Hostnames(domain, zoneID, s, gens)
 		for _, err := range errs {
-			conflicts = append(conflicts, Conflict{Name: s.Mesh + "/" + s.Name, Reason: err.Error()})
+			conflicts = append(conflicts, Conflict{Name: s.Mesh + "/" + s.Name, Reason: "dns: " + err.Reason()})
 		}
 		for _, n := range names {
 			if !InZone(n, zone) {
@@ -169,7 +114,7 @@ func DesiredRecords(domain, zoneID, zone string, services []Service, vips map[vi
 				conflicts = append(conflicts, Conflict{Name: n, Reason: fmt.Sprintf("also generated for %s/%s, which keeps it", prev.Mesh, prev.Service)})
 				continue
 			}
-			owner[n] = s.Key()
+			owner[n] = serviceKey(s)
 			out = append(out, Record{Name: n, VIP: v, Mesh: s.Mesh, Service: s.Name})
 		}
 	}
@@ -193,11 +138,11 @@ func CheckGenerator(gen *resource.HostnameGenerator, services []Service) *valida
 	verr := &validation.Error{}
 	p := validation.Root().Field("spec").Field("template")
 	for _, s := range services {
-		labels := s.Labels()
-		if !gen.Selects(labels) {
+		data := s.Data()
+		if !gen.Selects(data.Labels) {
 			continue
 		}
-		if _, err := gen.Hostname(resource.ServiceData{DisplayName: s.Name, Name: s.Name, Mesh: s.Mesh, Labels: labels}); err != nil {
+		if _, err := gen.Hostname(data); err != nil {
 			verr.Add(p, fmt.Sprintf("fails for service %s/%s: %s", s.Mesh, s.Name, strings.TrimPrefix(err.Error(), "resource: hostname template: ")))
 		}
 	}

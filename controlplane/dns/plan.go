@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+
+	"github.com/ecsmesh/ecsmesh/api/resource"
 )
 
 // Heritage is the heritage value of ecsmesh's ownership records.
@@ -89,10 +91,9 @@ func (p Plan) Changes() int {
 	return n
 }
 
-// NormalizeName lower-cases a Route53 name and drops its trailing dot.
-func NormalizeName(name string) string {
-	return strings.TrimSuffix(strings.ToLower(name), ".")
-}
+// NormalizeName lower-cases a Route53 name and drops its trailing dot
+// (resource.NormalizeHostname).
+func NormalizeName(name string) string { return resource.NormalizeHostname(name) }
 
 type rrKey struct{ name, typ string }
 

@@ -172,7 +172,7 @@ func (r *Reconciler) passOnce(ctx context.Context, w *Writer) error {
 	}
 	want := make(map[vip.ServiceKey]bool, len(svcs))
 	for _, s := range svcs {
-		want[s.Key()] = true
+		want[serviceKey(s)] = true
 	}
 	vips, allocErr := r.alloc.Sync(ctx, want)
 	if vips == nil {

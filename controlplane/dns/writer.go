@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/time/rate"
+
+	"github.com/ecsmesh/ecsmesh/api/resource"
 )
 
 // Route53 actions, as counted by Writer.Calls.
@@ -64,7 +66,7 @@ func (w *Writer) Calls() map[string]int64 {
 // CheckZone verifies that the hosted zone exists, is private and holds
 // the domain. The writer must not run otherwise.
 func (w *Writer) CheckZone(ctx context.Context) error {
-	id := NormalizeZoneID(w.o.HostedZoneID)
+	id := resource.NormalizeZoneID(w.o.HostedZoneID)
 	if id == "" {
 		return fmt.Errorf("%w: KMESH_RUNTIME_AWS_ROUTE53_HOSTED_ZONE_ID is not set", ErrZone)
 	}
@@ -124,7 +126,7 @@ func (w *Writer) Sync(ctx context.Context, desired []Record) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	id := NormalizeZoneID(w.o.HostedZoneID)
+	id := resource.NormalizeZoneID(w.o.HostedZoneID)
 	for i, b := range batches {
 		in := &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(id),
 			ChangeBatch: &types.ChangeBatch{Changes: b, Comment: aws.String("ecsmesh owner=" + w.o.OwnerID)}}
@@ -144,7 +146,7 @@ func (w *Writer) Sync(ctx context.Context, desired []Record) (Result, error) {
 
 // List returns every record set of the zone, following pagination.
 func (w *Writer) List(ctx context.Context) ([]types.ResourceRecordSet, error) {
-	id := NormalizeZoneID(w.o.HostedZoneID)
+	id := resource.NormalizeZoneID(w.o.HostedZoneID)
 	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(id), MaxItems: aws.Int32(w.o.ListPageSize)}
 	var out []types.ResourceRecordSet
 	for {

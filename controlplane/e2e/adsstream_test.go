@@ -18,6 +18,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -123,12 +124,12 @@ func (s *adsStream) record(typeURL string, res map[string]*anypb.Any) {
 		var rs []received
 		var err error
 		switch typeURL {
-		case adsclient.SecretType:
+		case resourcev3.SecretType:
 			var r *received
 			if r, err = secretSVID(a); r != nil {
 				rs = append(rs, *r)
 			}
-		case adsclient.ExtensionType:
+		case resourcev3.ExtensionConfigType:
 			rs, err = filterIdentities(a)
 		}
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -184,10 +185,10 @@ func runBenchClient(ctx context.Context, conn *grpc.ClientConn, nodeID string, s
 	}
 	node := &corev3.Node{Id: nodeID}
 	reqs := []*discovery.DiscoveryRequest{
-		{Node: node, TypeUrl: generate.ClusterType}, {TypeUrl: generate.ListenerType},
-		{TypeUrl: generate.EndpointType, ResourceNames: eds},
-		{TypeUrl: generate.SecretType, ResourceNames: []string{generate.IdentitySecret, generate.TrustBundleSecret}},
-		{TypeUrl: generate.ExtensionType, ResourceNames: []string{generate.OutboundFilter, generate.InboundFilterPrefix + "15000"}},
+		{Node: node, TypeUrl: resourcev3.ClusterType}, {TypeUrl: resourcev3.ListenerType},
+		{TypeUrl: resourcev3.EndpointType, ResourceNames: eds},
+		{TypeUrl: resourcev3.SecretType, ResourceNames: []string{generate.IdentitySecret, generate.TrustBundleSecret}},
+		{TypeUrl: resourcev3.ExtensionConfigType, ResourceNames: []string{generate.OutboundFilter, generate.InboundFilterPrefix + "15000"}},
 	}
 	names := map[string][]string{}
 	for _, r := range reqs {
@@ -205,7 +206,7 @@ func runBenchClient(ctx context.Context, conn *grpc.ClientConn, nodeID string, s
 		}
 		bc.bytes.Add(int64(proto.Size(resp)))
 		seen[resp.TypeUrl] = true
-		if resp.TypeUrl == generate.EndpointType {
+		if resp.TypeUrl == resourcev3.EndpointType {
 			for _, a := range resp.Resources {
 				if cla := decodeCLA(a.Value); cla.name == marker {
 					bc.observe(cla.endpoints)

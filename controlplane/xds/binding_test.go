@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -58,9 +59,9 @@ func (h *harness) ownedDataplane(name, addr, service string, owner *resource.Own
 func waitServed(t *testing.T, srv *Server, name, addr, service string, owner *resource.Owner) {
 	t.Helper()
 	waitUntil(t, "the server did not pick up Dataplane "+name, func() bool {
-		srv.bindMu.Lock()
-		defer srv.bindMu.Unlock()
-		b, ok := srv.bindings["default"][name]
+		srv.access.mu.Lock()
+		defer srv.access.mu.Unlock()
+		b, ok := srv.access.bindings["default"][name]
 		if !ok || b.dp.Networking.Address != addr || b.dp.Services()[0] != service || (b.owner == nil) != (owner == nil) {
 			return false
 		}
@@ -94,7 +95,7 @@ func (rc *received) record(typeURL string, res map[string]*anypb.Any) error {
 	defer rc.mu.Unlock()
 	for name, a := range res {
 		switch {
-		case typeURL == adsclient.SecretType && name == generate.IdentitySecret:
+		case typeURL == resourcev3.SecretType && name == generate.IdentitySecret:
 			var s tlsv3.Secret
 			if err := a.UnmarshalTo(&s); err != nil {
 				return err
@@ -113,7 +114,7 @@ func (rc *received) record(typeURL string, res map[string]*anypb.Any) error {
 			for _, u := range cert.URIs {
 				rc.ids[u.String()] = true
 			}
-		case typeURL == adsclient.ExtensionType:
+		case typeURL == resourcev3.ExtensionConfigType:
 			for _, m := range tokenField.FindAllSubmatch(a.GetValue(), -1) {
 				payload, err := base64.RawURLEncoding.DecodeString(string(m[2]))
 				if err != nil {
@@ -199,7 +200,7 @@ func TestStreamBoundToDataplaneIdentity(t *testing.T) {
 					r, rc := h.connectRecording(NodeID(tc.claims.Mesh, tc.claims.Name), h.claimsToken(tc.claims), delta)
 					if tc.reason == "" {
 						r.waitFor(t, "the owner's identity", func(c *adsclient.Client) bool {
-							return c.Consistent() == nil && rc.has(redisID) && rc.keys() > 0 && c.Resources(adsclient.ExtensionType)[generate.OutboundFilter] != nil
+							return c.Consistent() == nil && rc.has(redisID) && rc.keys() > 0 && c.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter] != nil
 						})
 						return
 					}

@@ -11,6 +11,7 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
@@ -81,16 +82,16 @@ func (ns *nodeState) resources(typ string) []*generate.Resource {
 		return nil
 	}
 	switch typ {
-	case generate.ListenerType:
+	case resourcev3.ListenerType:
 		if n.BindOutbounds {
 			return append(append(make([]*generate.Resource, 0, len(n.Listeners)+len(m.VIPListeners)), n.Listeners...), m.VIPListeners...)
 		}
 		return n.Listeners
-	case generate.ClusterType:
+	case resourcev3.ClusterType:
 		return append(append(make([]*generate.Resource, 0, len(n.Clusters)+len(m.Clusters)), m.Clusters...), n.Clusters...)
-	case generate.EndpointType:
+	case resourcev3.EndpointType:
 		return m.Endpoints
-	case generate.SecretType:
+	case resourcev3.SecretType:
 		var out []*generate.Resource
 		if ns.identity != nil {
 			out = append(out, ns.identity)
@@ -99,7 +100,7 @@ func (ns *nodeState) resources(typ string) []*generate.Resource {
 			out = append(out, m.TrustBundle)
 		}
 		return out
-	case generate.ExtensionType:
+	case resourcev3.ExtensionConfigType:
 		out := append([]*generate.Resource(nil), n.Extensions...)
 		if ns.outbound != nil {
 			out = append(out, ns.outbound)
@@ -116,19 +117,19 @@ func (ns *nodeState) get(typ, name string) *generate.Resource {
 		return nil
 	}
 	switch typ {
-	case generate.EndpointType:
+	case resourcev3.EndpointType:
 		return m.EndpointByName[name]
-	case generate.ClusterType:
+	case resourcev3.ClusterType:
 		if r := m.ClusterByName[name]; r != nil {
 			return r
 		}
-	case generate.ListenerType:
+	case resourcev3.ListenerType:
 		if n.BindOutbounds {
 			if r := m.VIPListenerByName[name]; r != nil {
 				return r
 			}
 		}
-	case generate.SecretType:
+	case resourcev3.SecretType:
 		switch name {
 		case generate.IdentitySecret:
 			return ns.identity
@@ -136,7 +137,7 @@ func (ns *nodeState) get(typ, name string) *generate.Resource {
 			return m.TrustBundle
 		}
 		return nil
-	case generate.ExtensionType:
+	case resourcev3.ExtensionConfigType:
 		if name == generate.OutboundFilter {
 			return ns.outbound
 		}
@@ -152,7 +153,7 @@ func (ns *nodeState) get(typ, name string) *generate.Resource {
 // fullState reports whether a SotW response of typ must carry every
 // resource (LDS, CDS) rather than only the changed ones.
 func fullState(typ string) bool {
-	return typ == generate.ListenerType || typ == generate.ClusterType
+	return typ == resourcev3.ListenerType || typ == resourcev3.ClusterType
 }
 
 // evaluate computes the response w needs, if any. hints, when not nil,

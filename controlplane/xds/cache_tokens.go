@@ -74,8 +74,8 @@ func (c *tokenCache) len() int {
 // identity its routes attach a token to, see generate.TokenAudiences),
 // when the first is due for renewal, and whether they must be installed
 // (false: the node's current ones are still right).
-func (s *Server) routeTokens(ctx context.Context, id string, v nodeView, sub spiffeid.ID, now time.Time) (generate.RouteTokens, time.Time, bool, error) {
-	auds, truncated := generate.TokenAudiences(v.mesh, v.node, s.o.MaxRouteTokens)
+func (i *identityIssuer) routeTokens(ctx context.Context, id string, v nodeView, sub spiffeid.ID, now time.Time) (generate.RouteTokens, time.Time, bool, error) {
+	auds, truncated := generate.TokenAudiences(v.mesh, v.node, i.maxRouteTokens)
 	if len(auds) == 0 {
 		return nil, time.Time{}, len(v.tokens) > 0, nil
 	}
@@ -92,7 +92,7 @@ func (s *Server) routeTokens(ctx context.Context, id string, v nodeView, sub spi
 	toks := make(generate.RouteTokens, len(auds))
 	var refreshAt time.Time
 	for _, aud := range auds {
-		e, err := s.tokens.get(ctx, s.o.Tokens, tokenKey{mesh: v.node.Mesh, sub: v.node.SpiffeID, aud: aud}, sub, now)
+		e, err := i.shared.get(ctx, i.tokens, tokenKey{mesh: v.node.Mesh, sub: v.node.SpiffeID, aud: aud}, sub, now)
 		if err != nil {
 			return nil, time.Time{}, false, err
 		}
@@ -102,8 +102,8 @@ func (s *Server) routeTokens(ctx context.Context, id string, v nodeView, sub spi
 		}
 	}
 	if truncated && len(toks) != len(v.tokens) {
-		s.log.Warn("xds: dataplane reaches more destinations than it gets JWT-SVIDs for; routes past the cap attach no token",
-			"node", id, "max", s.o.MaxRouteTokens)
+		i.log.Warn("xds: dataplane reaches more destinations than it gets JWT-SVIDs for; routes past the cap attach no token",
+			"node", id, "max", i.maxRouteTokens)
 	}
 	return toks, refreshAt, true, nil
 }

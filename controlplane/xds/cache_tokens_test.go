@@ -57,20 +57,21 @@ func TestRouteTokensRenewal(t *testing.T) {
 	ft := &fakeTokens{now: clock, issued: map[string]int{}}
 	st := memory.New(nil)
 	t.Cleanup(func() { st.Close() })
-	s, err := NewServer(Options{Store: st, Tokens: ft, CA: fakeCA{}, Now: clock, Insecure: true})
+	o, err := Options{Store: st, Tokens: ft, CA: fakeCA{}, Now: clock, Insecure: true}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := bigMesh(6, 3) // svc-0000..2, two replicas each, every node binds every VIP
-	s.cache, _ = buildAll(t, in)
+	c, _ := buildAll(t, in)
+	iss := newIdentityIssuer(o, c, o.Logger)
 	ctx := context.Background()
 	nodes := []string{NodeID("default", "dp-00000"), NodeID("default", "dp-00003")} // both serve svc-0000
 	tokensOf := func(id string) generate.RouteTokens {
-		v, _ := s.cache.view(id)
+		v, _ := iss.cache.view(id)
 		return v.tokens
 	}
 	for _, id := range nodes {
-		if err := s.ensureIdentity(ctx, id); err != nil {
+		if err := iss.ensure(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +87,7 @@ func TestRouteTokensRenewal(t *testing.T) {
 
 	now = now.Add(29 * time.Minute)
 	for _, id := range nodes {
-		if err := s.ensureIdentity(ctx, id); err != nil {
+		if err := iss.ensure(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,7 +96,7 @@ func TestRouteTokensRenewal(t *testing.T) {
 	}
 	now = now.Add(2 * time.Minute)
 	for _, id := range nodes {
-		if err := s.ensureIdentity(ctx, id); err != nil {
+		if err := iss.ensure(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,20 +109,20 @@ func TestRouteTokensRenewal(t *testing.T) {
 		}
 	}
 	// The outbound filter config carries them.
-	v, _ := s.cache.view(nodes[0])
+	v, _ := iss.cache.view(nodes[0])
 	if v.outbound == nil || v.outbound.Version != generate.OutboundFilterConfig(v.mesh, v.node, v.tokens).Version {
 		t.Fatal("the outbound filter config does not carry the renewed tokens")
 	}
 
 	// Nobody renews them: after half-life the sweep forgets them.
-	s.tokens.sweep(now)
-	if s.tokens.len() != 3 {
-		t.Fatalf("%d tokens cached, want 3", s.tokens.len())
+	iss.shared.sweep(now)
+	if iss.shared.len() != 3 {
+		t.Fatalf("%d tokens cached, want 3", iss.shared.len())
 	}
 	now = now.Add(31 * time.Minute)
-	s.tokens.sweep(now)
-	if s.tokens.len() != 0 {
-		t.Fatalf("%d tokens cached after the sweep, want 0", s.tokens.len())
+	iss.shared.sweep(now)
+	if iss.shared.len() != 0 {
+		t.Fatalf("%d tokens cached after the sweep, want 0", iss.shared.len())
 	}
 }
 
@@ -130,16 +131,17 @@ func TestRouteTokensCapped(t *testing.T) {
 	ft := &fakeTokens{now: func() time.Time { return now }, issued: map[string]int{}}
 	st := memory.New(nil)
 	t.Cleanup(func() { st.Close() })
-	s, err := NewServer(Options{Store: st, Tokens: ft, CA: fakeCA{}, Now: ft.now, Insecure: true, MaxRouteTokens: 2})
+	o, err := Options{Store: st, Tokens: ft, CA: fakeCA{}, Now: ft.now, Insecure: true, MaxRouteTokens: 2}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cache, _ = buildAll(t, bigMesh(5, 5))
+	c, _ := buildAll(t, bigMesh(5, 5))
+	iss := newIdentityIssuer(o, c, o.Logger)
 	id := NodeID("default", "dp-00000")
-	if err := s.ensureIdentity(context.Background(), id); err != nil {
+	if err := iss.ensure(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := s.cache.view(id); len(v.tokens) != 2 || ft.n != 2 {
+	if v, _ := iss.cache.view(id); len(v.tokens) != 2 || ft.n != 2 {
 		t.Fatalf("%d tokens held, %d signed; want the cap, 2", len(v.tokens), ft.n)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 )
 
@@ -46,11 +48,11 @@ func diffMesh(old, cur *generate.Mesh) changes {
 	if old == nil {
 		old = &generate.Mesh{}
 	}
-	diffByName(out, generate.ClusterType, old.ClusterByName, cur.ClusterByName)
-	diffByName(out, generate.EndpointType, old.EndpointByName, cur.EndpointByName)
-	diffByName(out, generate.ListenerType, old.VIPListenerByName, cur.VIPListenerByName)
+	diffByName(out, resourcev3.ClusterType, old.ClusterByName, cur.ClusterByName)
+	diffByName(out, resourcev3.EndpointType, old.EndpointByName, cur.EndpointByName)
+	diffByName(out, resourcev3.ListenerType, old.VIPListenerByName, cur.VIPListenerByName)
 	if (old.TrustBundle == nil) != (cur.TrustBundle == nil) || (cur.TrustBundle != nil && old.TrustBundle.Version != cur.TrustBundle.Version) {
-		out.add(generate.SecretType, generate.TrustBundleSecret)
+		out.add(resourcev3.SecretType, generate.TrustBundleSecret)
 	}
 	return out
 }
@@ -96,7 +98,7 @@ func (c *meshCache) setMesh(m *generate.Mesh, nodes map[string]*generate.Node) [
 			for t, names := range diff {
 				ch[t] = names
 			}
-			ch.add(generate.ExtensionType, generate.OutboundFilter)
+			ch.add(resourcev3.ExtensionConfigType, generate.OutboundFilter)
 		}
 		if len(ch) > 0 {
 			c.notify(ns, ch)
@@ -118,6 +120,17 @@ func (c *meshCache) setMesh(m *generate.Mesh, nodes map[string]*generate.Node) [
 		}
 	}
 	return gone
+}
+
+// meshNames lists the meshes the cache holds.
+func (c *meshCache) meshNames() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]bool, len(c.meshes))
+	for name := range c.meshes {
+		out[name] = true
+	}
+	return out
 }
 
 // dropMesh forgets a deleted mesh and returns its node IDs.
@@ -162,13 +175,13 @@ func (c *meshCache) setIdentity(id string, u identityUpdate) {
 	ch := changes{}
 	if u.secret != nil && (ns.identity == nil || ns.identity.Version != u.secret.Version) {
 		ns.identity, ns.identFor, ns.renewAt = u.secret, u.forID, u.renewAt
-		ch.add(generate.SecretType, generate.IdentitySecret)
+		ch.add(resourcev3.SecretType, generate.IdentitySecret)
 	}
 	if u.setTokens {
 		ns.tokens, ns.tokensFor, ns.refreshAt = u.tokens, u.tokensFor, u.refreshAt
 	}
 	if ns.refreshOutbound() {
-		ch.add(generate.ExtensionType, generate.OutboundFilter)
+		ch.add(resourcev3.ExtensionConfigType, generate.OutboundFilter)
 	}
 	if len(ch) > 0 {
 		c.notify(ns, ch)

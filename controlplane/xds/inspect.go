@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
@@ -43,14 +46,14 @@ func (s *Server) InspectDataplane(ctx context.Context, mesh, name string) ([]byt
 		}
 		snap = generate.Resources(v.mesh, v.node, v.identity, v.outbound)
 	} else {
-		w := newWorld()
-		if err := s.load(ctx, w); err != nil {
+		w := newWorld(s.src)
+		if err := w.load(ctx); err != nil {
 			return nil, err
 		}
 		if w.meshes[mesh] == nil || w.dps[mesh][name] == nil {
 			return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, mesh, name)
 		}
-		m, nodes, err := s.build(w, mesh)
+		m, nodes, err := w.build(mesh)
 		if err != nil {
 			return nil, err
 		}
@@ -85,10 +88,9 @@ const (
 	redactedToken = "[redacted JWT; expires %s]"
 )
 
-const (
-	secretTypeURL      = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-	stringValueTypeURL = "type.googleapis.com/google.protobuf.StringValue"
-)
+// stringValueTypeURL is the type URL of the filter's configuration: JSON
+// inside a StringValue.
+var stringValueTypeURL = generate.TypeURL(&wrapperspb.StringValue{})
 
 var (
 	jwtRE    = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
@@ -163,7 +165,7 @@ func redactValue(v any) any {
 
 func redactObject(m map[string]any) map[string]any {
 	switch m["@type"] {
-	case secretTypeURL:
+	case resourcev3.SecretType:
 		redactSecret(m)
 	case stringValueTypeURL:
 		// The filter's configuration: JSON inside a string.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
@@ -53,13 +54,13 @@ func TestInspectRedactsKeyMaterial(t *testing.T) {
 	dpToken := h.token("default", "web-1")
 	web := h.connect("default.web-1", dpToken, false, map[string]any{envoybootstrap.MetaBindOutbounds: true})
 	web.waitFor(t, "identity and token", func(c *adsclient.Client) bool {
-		ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
-		return c.Consistent() == nil && c.Resources(adsclient.SecretType)[generate.IdentitySecret] != nil &&
+		ext := c.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter]
+		return c.Consistent() == nil && c.Resources(resourcev3.SecretType)[generate.IdentitySecret] != nil &&
 			ext != nil && strings.Contains(string(ext.GetValue()), `"token":"ey`)
 	})
 	// What the stream holds: the key and tokens that must not be shown.
 	var secret tlsv3.Secret
-	if err := web.Resources(adsclient.SecretType)[generate.IdentitySecret].UnmarshalTo(&secret); err != nil {
+	if err := web.Resources(resourcev3.SecretType)[generate.IdentitySecret].UnmarshalTo(&secret); err != nil {
 		t.Fatal(err)
 	}
 	keyPEM := secret.GetTlsCertificate().GetPrivateKey().GetInlineBytes()
@@ -71,7 +72,7 @@ func TestInspectRedactsKeyMaterial(t *testing.T) {
 	if err != nil || len(cert.URIs) != 1 {
 		t.Fatalf("identity certificate: %v", err)
 	}
-	svid := anyJWT.FindString(string(web.Resources(adsclient.ExtensionType)[generate.OutboundFilter].GetValue()))
+	svid := anyJWT.FindString(string(web.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter].GetValue()))
 	var claims struct{ Exp int64 }
 	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(svid, ".")[1])
 	if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp == 0 {
@@ -111,10 +112,10 @@ func TestInspectRedactsKeyMaterial(t *testing.T) {
 		Version   string                       `json:"version"`
 		Resources map[string][]json.RawMessage `json:"resources"`
 	}
-	if err := json.Unmarshal(out, &doc); err != nil || doc.Version == "" || len(doc.Resources[adsclient.ClusterType]) == 0 {
+	if err := json.Unmarshal(out, &doc); err != nil || doc.Version == "" || len(doc.Resources[resourcev3.ClusterType]) == 0 {
 		t.Fatalf("inspect shape: %v", err)
 	}
-	for typ, name := range map[string]string{adsclient.SecretType: generate.IdentitySecret, adsclient.ExtensionType: generate.OutboundFilter} {
+	for typ, name := range map[string]string{resourcev3.SecretType: generate.IdentitySecret, resourcev3.ExtensionConfigType: generate.OutboundFilter} {
 		found := false
 		for _, r := range doc.Resources[typ] {
 			found = found || strings.Contains(string(r), `"name":"`+name+`"`) || strings.Contains(string(r), `"name": "`+name+`"`)
@@ -140,15 +141,15 @@ func TestRedactTokensAnywhere(t *testing.T) {
 	})
 	keyPEM := "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIAb\n-----END EC PRIVATE KEY-----\n"
 	rendered, _ := json.Marshal(map[string]any{"version": "v1", "resources": map[string]any{
-		adsclient.ExtensionType: []any{map[string]any{"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", "name": "f",
-			"typedConfig": map[string]any{"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": map[string]any{
+		resourcev3.ExtensionConfigType: []any{map[string]any{"@type": resourcev3.ExtensionConfigType, "name": "f",
+			"typedConfig": map[string]any{"@type": generate.WasmConfigType, "config": map[string]any{
 				"configuration": map[string]any{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": string(filterCfg)}}}}},
-		adsclient.SecretType: []any{
-			map[string]any{"@type": adsclient.SecretType, "name": "generic", "genericSecret": map[string]any{"secret": map[string]any{"inlineString": "hunter2"}}},
-			map[string]any{"@type": adsclient.SecretType, "name": "id", "tlsCertificate": map[string]any{
+		resourcev3.SecretType: []any{
+			map[string]any{"@type": resourcev3.SecretType, "name": "generic", "genericSecret": map[string]any{"secret": map[string]any{"inlineString": "hunter2"}}},
+			map[string]any{"@type": resourcev3.SecretType, "name": "id", "tlsCertificate": map[string]any{
 				"privateKey": map[string]any{"inlineString": keyPEM}, "password": map[string]any{"inlineString": "hunter2"}}},
 		},
-		adsclient.ClusterType: []any{map[string]any{"name": "c", "metadata": base64.StdEncoding.EncodeToString([]byte(keyPEM))}},
+		resourcev3.ClusterType: []any{map[string]any{"name": "c", "metadata": base64.StdEncoding.EncodeToString([]byte(keyPEM))}},
 	}})
 	out, err := redactInspect(rendered)
 	if err != nil {

@@ -5,82 +5,60 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 )
 
-// sessionDoc is a KindSession record: which replicas hold a stream of
-// the dataplane, one entry per replica. Each replica writes only its own
-// entry, conditional on the record's version, so a disconnect on one
-// replica never hides a stream live on another, and expire's delete of
-// the Dataplane conflicts with any concurrent connect.
-type sessionDoc struct {
-	Replicas map[string]replicaSession `json:"replicas"`
+// livenessTracker records which replicas hold each dataplane's streams
+// and removes the bootstrap-created Dataplanes whose streams are gone
+// (garbage collection). *liveness implements it.
+type livenessTracker interface {
+	// heartbeat refreshes this replica's record; its sessions are live
+	// while the record is.
+	heartbeat(ctx context.Context) error
+	// sync records whether this replica holds a stream of the dataplane
+	// and, when it holds none, arms the dataplane's grace timer.
+	sync(ctx context.Context, mesh, name string) error
+	// sweep removes those of dps, bootstrap-created Dataplanes without a
+	// live stream anywhere, that neither a local stream nor a grace timer
+	// covers and whose grace is over.
+	sweep(ctx context.Context, dps []store.Key)
+	// stop cancels the grace timers and drops this replica's heartbeat.
+	stop(ctx context.Context)
 }
 
-// replicaSession is one replica's entry of a sessionDoc. Session is the
-// replica process's session (its heartbeat carries it), so a replica
-// restarted under the same ID does not revive its predecessor's entries.
-type replicaSession struct {
-	Session        string    `json:"session"`
-	ConnectedAt    time.Time `json:"connectedAt"`
-	DisconnectedAt time.Time `json:"disconnectedAt,omitzero"`
-	BindOutbounds  bool      `json:"bindOutbounds,omitempty"`
+// liveness is the livenessTracker of one replica: it writes the replica's
+// heartbeat and its entries of the session records from the local
+// streams, and deletes a bootstrap-created Dataplane once its streams have
+// been gone for Grace on every replica.
+type liveness struct {
+	o       Options
+	log     *slog.Logger
+	streams *streamRegistry
+	// session names this process in its heartbeat and session entries.
+	session string
+
+	mu     sync.Mutex // taken after streams.mu
+	timers map[string]*time.Timer
 }
 
-// legacySessionDoc is the single-replica session record of earlier
-// versions (the last connect won); decodeSession reads it as one entry.
-type legacySessionDoc struct {
-	Replica        string    `json:"replica"`
-	ConnectedAt    time.Time `json:"connectedAt"`
-	DisconnectedAt time.Time `json:"disconnectedAt,omitzero"`
-	BindOutbounds  bool      `json:"bindOutbounds,omitempty"`
-}
+var _ livenessTracker = (*liveness)(nil)
 
-func decodeSession(b []byte) (sessionDoc, error) {
-	var d sessionDoc
-	if err := json.Unmarshal(b, &d); err != nil {
-		return d, err
-	}
-	if d.Replicas == nil {
-		d.Replicas = map[string]replicaSession{}
-		var l legacySessionDoc
-		if err := json.Unmarshal(b, &l); err != nil {
-			return d, err
-		}
-		if l.Replica != "" {
-			// Replicas of that version heartbeat without a session.
-			d.Replicas[l.Replica] = replicaSession{ConnectedAt: l.ConnectedAt, DisconnectedAt: l.DisconnectedAt, BindOutbounds: l.BindOutbounds}
-		}
-	}
-	return d, nil
-}
-
-// live reports whether the entry of replica r is a stream held by a live
-// replica process; replicas maps live replicas to their sessions.
-func (e replicaSession) live(r string, replicas map[string]string) bool {
-	sess, ok := replicas[r]
-	return ok && sess == e.Session && e.DisconnectedAt.IsZero()
-}
-
-type replicaDoc struct {
-	HeartbeatAt time.Time `json:"heartbeatAt"`
-	Session     string    `json:"session,omitempty"`
-}
-
-func sessionKey(mesh, name string) store.Key {
-	return store.Key{Kind: KindSession, Mesh: mesh, Name: name}
+func newLiveness(o Options, log *slog.Logger, streams *streamRegistry) *liveness {
+	return &liveness{o: o, log: log, streams: streams, session: randomID(), timers: map[string]*time.Timer{}}
 }
 
 // heartbeat refreshes this replica's record; its sessions are live while
 // the record is.
-func (s *Server) heartbeat(ctx context.Context) error {
-	now := s.o.Now()
-	spec, _ := json.Marshal(replicaDoc{HeartbeatAt: now.UTC(), Session: s.session})
-	_, err := store.UpsertRecord(ctx, s.o.Store, store.Record{
-		Key: store.Key{Kind: KindReplica, Name: s.o.InstanceID}, Spec: spec, ExpiresAt: now.Add(s.o.SessionTTL),
+func (l *liveness) heartbeat(ctx context.Context) error {
+	now := l.o.Now()
+	spec, _ := json.Marshal(replicaDoc{HeartbeatAt: now.UTC(), Session: l.session})
+	_, err := store.UpsertRecord(ctx, l.o.Store, store.Record{
+		Key: store.Key{Kind: KindReplica, Name: l.o.InstanceID}, Spec: spec, ExpiresAt: now.Add(l.o.SessionTTL),
 	})
 	if err != nil {
 		return fmt.Errorf("xds: replica heartbeat: %w", err)
@@ -88,75 +66,46 @@ func (s *Server) heartbeat(ctx context.Context) error {
 	return nil
 }
 
-// listReplicas maps the live replicas to their sessions.
-func (s *Server) listReplicas(ctx context.Context) (map[string]string, error) {
-	recs, err := s.o.Store.List(ctx, KindReplica, store.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("xds: listing replicas: %w", err)
-	}
-	live := make(map[string]string, len(recs))
-	for _, r := range recs {
-		var d replicaDoc
-		_ = json.Unmarshal(r.Spec, &d) // unreadable: live, without a session
-		live[r.Name] = d.Session
-	}
-	return live, nil
-}
-
-// refreshReplicas re-lists live replicas (records expire silently) and
-// reports whether the set changed.
-func (s *Server) refreshReplicas(ctx context.Context, w *world) bool {
-	live, err := s.listReplicas(ctx)
-	if err != nil {
-		s.log.Error("xds: listing replicas", "err", err)
-		return false
-	}
-	changed := len(live) != len(w.replicas)
-	for name, sess := range live {
-		if cur, ok := w.replicas[name]; !ok || cur != sess {
-			changed = true
-		}
-	}
-	w.replicas = live
-	return changed
-}
-
-// syncSession writes this replica's entry of the dataplane's session
-// record from its local streams: connected while it holds one, else
+// sync writes this replica's entry of the dataplane's session record
+// from its local streams: connected while it holds one, else
 // disconnected. Every write reads the record, then the local state, and
 // is conditional on the record's version, so concurrent syncs of one node
 // (a stream closing while another opens) end on the current local state.
 // When the last local stream is gone it arms the grace timer.
-func (s *Server) syncSession(ctx context.Context, mesh, name string) error {
+func (l *liveness) sync(ctx context.Context, mesh, name string) error {
 	id := NodeID(mesh, name)
-	err := s.writeSession(ctx, mesh, name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.byNode[id]) > 0 {
-		if t := s.timers[id]; t != nil {
+	err := l.writeSession(ctx, mesh, name)
+	l.streams.withNode(id, func(held, _ bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if held {
+			if t := l.timers[id]; t != nil {
+				t.Stop()
+				delete(l.timers, id)
+			}
+			return
+		}
+		if t := l.timers[id]; t != nil {
 			t.Stop()
-			delete(s.timers, id)
 		}
-		return err
-	}
-	if t := s.timers[id]; t != nil {
-		t.Stop()
-	}
-	s.timers[id] = time.AfterFunc(s.o.Grace, func() {
-		s.mu.Lock()
-		delete(s.timers, id)
-		s.mu.Unlock()
-		if err := s.expire(context.Background(), mesh, name, false); err != nil {
-			s.log.Error("xds: removing disconnected dataplane", "node", id, "err", err)
-		}
+		l.timers[id] = time.AfterFunc(l.o.Grace, func() {
+			l.mu.Lock()
+			delete(l.timers, id)
+			l.mu.Unlock()
+			if err := l.expire(context.Background(), mesh, name, false); err != nil {
+				l.log.Error("xds: removing disconnected dataplane", "node", id, "err", err)
+			}
+		})
 	})
 	return err
 }
 
-func (s *Server) writeSession(ctx context.Context, mesh, name string) error {
+// writeSession writes this replica's entry of the dataplane's session
+// record, retrying on concurrent writes; see sync.
+func (l *liveness) writeSession(ctx context.Context, mesh, name string) error {
 	id, key := NodeID(mesh, name), sessionKey(mesh, name)
 	for attempt := 0; attempt < 10; attempt++ {
-		rec, err := s.o.Store.Get(ctx, key)
+		rec, err := l.o.Store.Get(ctx, key)
 		exists := err == nil
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -164,26 +113,22 @@ func (s *Server) writeSession(ctx context.Context, mesh, name string) error {
 		doc := sessionDoc{Replicas: map[string]replicaSession{}}
 		if exists {
 			if doc, err = decodeSession(rec.Spec); err != nil {
-				s.log.Warn("xds: replacing unreadable session record", "key", key.String(), "err", err)
+				l.log.Warn("xds: replacing unreadable session record", "key", key.String(), "err", err)
 				doc = sessionDoc{Replicas: map[string]replicaSession{}}
 			}
 		}
-		s.mu.Lock()
-		connected, bind := len(s.byNode[id]) > 0, false
-		for _, st := range s.byNode[id] {
-			bind = bind || st.bind
-		}
-		s.mu.Unlock()
-		now := s.o.Now().UTC()
-		cur, had := doc.Replicas[s.o.InstanceID]
-		had = had && cur.Session == s.session
+		var connected, bind bool
+		l.streams.withNode(id, func(held, b bool) { connected, bind = held, b })
+		now := l.o.Now().UTC()
+		cur, had := doc.Replicas[l.o.InstanceID]
+		had = had && cur.Session == l.session
 		mine := cur
 		switch {
 		case connected && had && cur.DisconnectedAt.IsZero() && cur.BindOutbounds == bind:
 			return nil
 		case connected:
 			if !had || !cur.DisconnectedAt.IsZero() {
-				mine = replicaSession{Session: s.session, ConnectedAt: now}
+				mine = replicaSession{Session: l.session, ConnectedAt: now}
 			}
 			mine.BindOutbounds = bind
 		case !had || !cur.DisconnectedAt.IsZero():
@@ -191,17 +136,17 @@ func (s *Server) writeSession(ctx context.Context, mesh, name string) error {
 		default:
 			mine.DisconnectedAt = now
 		}
-		doc.Replicas[s.o.InstanceID] = mine
-		s.prune(&doc, now)
+		doc.Replicas[l.o.InstanceID] = mine
+		l.prune(&doc, now)
 		spec, err := json.Marshal(doc)
 		if err != nil {
 			return err
 		}
 		if exists {
 			rec.Spec = spec
-			_, err = store.UpdateRecord(ctx, s.o.Store, rec)
+			_, err = store.UpdateRecord(ctx, l.o.Store, rec)
 		} else {
-			_, err = store.CreateRecord(ctx, s.o.Store, store.Record{Key: key, Spec: spec})
+			_, err = store.CreateRecord(ctx, l.o.Store, store.Record{Key: key, Spec: spec})
 		}
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAlreadyExists) {
 			continue
@@ -213,10 +158,10 @@ func (s *Server) writeSession(ctx context.Context, mesh, name string) error {
 
 // prune drops entries of other replicas that ended long ago: no expiry
 // decision reads them any more.
-func (s *Server) prune(doc *sessionDoc, now time.Time) {
-	keep := max(s.o.Grace, s.o.NeverConnectedGrace)
+func (l *liveness) prune(doc *sessionDoc, now time.Time) {
+	keep := max(l.o.Grace, l.o.NeverConnectedGrace)
 	for r, e := range doc.Replicas {
-		if r != s.o.InstanceID && !e.DisconnectedAt.IsZero() && now.Sub(e.DisconnectedAt) > keep {
+		if r != l.o.InstanceID && !e.DisconnectedAt.IsZero() && now.Sub(e.DisconnectedAt) > keep {
 			delete(doc.Replicas, r)
 		}
 	}
@@ -225,8 +170,8 @@ func (s *Server) prune(doc *sessionDoc, now time.Time) {
 // expire deletes a bootstrap-created Dataplane whose stream has been gone
 // for Grace on every replica (or that never connected within
 // NeverConnectedGrace). Operator-applied Dataplanes stay (offline).
-func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) error {
-	dpRec, err := s.o.Store.Get(ctx, store.Key{Kind: resource.KindDataplane, Mesh: mesh, Name: name})
+func (l *liveness) expire(ctx context.Context, mesh, name string, sweeping bool) error {
+	dpRec, err := l.o.Store.Get(ctx, store.Key{Kind: resource.KindDataplane, Mesh: mesh, Name: name})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	} else if err != nil {
@@ -239,19 +184,19 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 	if obj.GetMeta().Labels[resource.LabelOrigin] != resource.OriginBootstrap {
 		return nil
 	}
-	now := s.o.Now()
+	now := l.o.Now()
 	writes := []store.Write{{Mode: store.Delete, Record: store.Record{Key: dpRec.Key, Version: dpRec.Version}}}
-	sess, err := s.o.Store.Get(ctx, sessionKey(mesh, name))
+	sess, err := l.o.Store.Get(ctx, sessionKey(mesh, name))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if now.Sub(dpRec.ModifiedAt) < s.o.NeverConnectedGrace {
+		if now.Sub(dpRec.ModifiedAt) < l.o.NeverConnectedGrace {
 			return nil
 		}
 		// An empty session record, created in the same batch, makes the
 		// delete fail if a replica records a connect meanwhile.
 		spec, _ := json.Marshal(sessionDoc{Replicas: map[string]replicaSession{}})
 		writes = append(writes, store.Write{Mode: store.Create, Record: store.Record{
-			Key: sessionKey(mesh, name), Spec: spec, ExpiresAt: now.Add(s.o.NeverConnectedGrace)}})
+			Key: sessionKey(mesh, name), Spec: spec, ExpiresAt: now.Add(l.o.NeverConnectedGrace)}})
 	case err != nil:
 		return err
 	default:
@@ -259,7 +204,7 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 		if err != nil {
 			return fmt.Errorf("xds: session %s: %w", sess.Key, err)
 		}
-		replicas, err := s.listReplicas(ctx)
+		replicas, err := listReplicas(ctx, l.o.Store)
 		if err != nil {
 			return err
 		}
@@ -271,7 +216,7 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 			switch {
 			case e.live(r, replicas):
 				return nil // connected somewhere
-			case !e.DisconnectedAt.IsZero() && now.Sub(e.DisconnectedAt) < s.o.Grace:
+			case !e.DisconnectedAt.IsZero() && now.Sub(e.DisconnectedAt) < l.o.Grace:
 				return nil // a later disconnect; its own timer decides
 			}
 			t := e.DisconnectedAt
@@ -282,57 +227,54 @@ func (s *Server) expire(ctx context.Context, mesh, name string, sweeping bool) e
 				since = t
 			}
 		}
-		if dpRec.ModifiedAt.After(since) && now.Sub(dpRec.ModifiedAt) < s.o.NeverConnectedGrace {
+		if dpRec.ModifiedAt.After(since) && now.Sub(dpRec.ModifiedAt) < l.o.NeverConnectedGrace {
 			return nil // bootstrapped again since; give the new sidecar time
 		}
 		writes = append(writes, store.Write{Mode: store.Delete, Record: store.Record{Key: sess.Key, Version: sess.Version}})
 	}
-	if _, err := s.o.Store.Batch(ctx, writes); err != nil {
+	if _, err := l.o.Store.Batch(ctx, writes); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAlreadyExists) {
 			return nil // changed meanwhile: someone reconnected or deleted it
 		}
 		return err
 	}
-	s.log.Info("xds: removed dataplane without stream", "mesh", mesh, "dataplane", name, "sweep", sweeping)
+	l.log.Info("xds: removed dataplane without stream", "mesh", mesh, "dataplane", name, "sweep", sweeping)
 	return nil
 }
 
 // sweep catches what no local timer covers: dataplanes of crashed
-// replicas and dataplanes that never connected.
-func (s *Server) sweep(ctx context.Context, w *world) {
-	for mesh, dps := range w.dps {
-		for name, e := range dps {
-			if e.dp.Labels[resource.LabelOrigin] != resource.OriginBootstrap || w.online(mesh, name) {
-				continue
-			}
-			s.mu.Lock()
-			_, pending := s.timers[NodeID(mesh, name)]
-			_, local := s.byNode[NodeID(mesh, name)]
-			s.mu.Unlock()
-			if pending || local {
-				continue
-			}
-			if err := s.expire(ctx, mesh, name, true); err != nil {
-				s.log.Error("xds: sweeping dataplane", "mesh", mesh, "dataplane", name, "err", err)
-			}
+// replicas and dataplanes that never connected. dps are the
+// bootstrap-created Dataplanes no replica holds a live stream of.
+func (l *liveness) sweep(ctx context.Context, dps []store.Key) {
+	for _, k := range dps {
+		id := NodeID(k.Mesh, k.Name)
+		var covered bool
+		l.streams.withNode(id, func(held, _ bool) {
+			l.mu.Lock()
+			_, pending := l.timers[id]
+			l.mu.Unlock()
+			covered = pending || held
+		})
+		if covered {
+			continue
+		}
+		if err := l.expire(ctx, k.Mesh, k.Name, true); err != nil {
+			l.log.Error("xds: sweeping dataplane", "mesh", k.Mesh, "dataplane", k.Name, "err", err)
 		}
 	}
 }
 
-func (s *Server) stopTimers() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, t := range s.timers {
+// stop cancels the grace timers, then drops this replica's heartbeat on
+// shutdown, so other replicas see its sessions offline at once.
+func (l *liveness) stop(ctx context.Context) {
+	l.mu.Lock()
+	for id, t := range l.timers {
 		t.Stop()
-		delete(s.timers, id)
+		delete(l.timers, id)
 	}
-}
-
-// release drops this replica's heartbeat on shutdown, so other replicas
-// see its sessions offline at once.
-func (s *Server) release(ctx context.Context) {
-	err := store.DeleteRecord(ctx, s.o.Store, store.Key{Kind: KindReplica, Name: s.o.InstanceID}, 0)
+	l.mu.Unlock()
+	err := store.DeleteRecord(ctx, l.o.Store, store.Key{Kind: KindReplica, Name: l.o.InstanceID}, 0)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("xds: releasing replica record", "err", err)
+		l.log.Warn("xds: releasing replica record", "err", err)
 	}
 }

@@ -124,17 +124,18 @@ func testLivenessPerReplica(t *testing.T, stA, stB store.Store) {
 	onB.cancel()
 	// B's grace timer is armed once its disconnect is recorded, and
 	// dropped when it fires; then B's expiry check runs once more here.
+	bLive := b.srv.live.(*liveness)
 	waitUntil(t, "B did not record the disconnect", func() bool {
-		b.srv.mu.Lock()
-		defer b.srv.mu.Unlock()
-		return b.srv.timers[node] != nil
+		bLive.mu.Lock()
+		defer bLive.mu.Unlock()
+		return bLive.timers[node] != nil
 	})
 	waitUntil(t, "B's grace timer did not fire", func() bool {
-		b.srv.mu.Lock()
-		defer b.srv.mu.Unlock()
-		return b.srv.timers[node] == nil
+		bLive.mu.Lock()
+		defer bLive.mu.Unlock()
+		return bLive.timers[node] == nil
 	})
-	if err := b.srv.expire(ctx, "default", "boot-1", true); err != nil {
+	if err := bLive.expire(ctx, "default", "boot-1", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stB.Get(ctx, dpKey); err != nil {

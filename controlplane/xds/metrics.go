@@ -68,19 +68,12 @@ func newMetrics() *metrics {
 // connected dataplanes and streams, refusals, NACKs, closes, and bytes and
 // messages sent.
 func (s *Server) Collectors() []prometheus.Collector {
-	count := func(f func() int) func() float64 {
-		return func() float64 {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return float64(f())
-		}
-	}
 	return []prometheus.Collector{
 		s.metrics.refused, s.metrics.nacks, s.metrics.closed, s.metrics.recheck,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_streams", Help: "Open ADS streams on this replica."},
-			count(func() int { return len(s.streams) })),
+			func() float64 { n, _ := s.streams.counts(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_dataplanes_connected", Help: "Dataplanes with an ADS stream on this replica."},
-			count(func() int { return len(s.byNode) })),
+			func() float64 { _, n := s.streams.counts(); return float64(n) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ecsmesh_xds_response_bytes_total", Help: "Bytes of xDS responses sent."},
 			func() float64 { return float64(s.sent.bytes.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ecsmesh_xds_responses_total", Help: "xDS responses sent."},

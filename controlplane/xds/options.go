@@ -1,9 +1,9 @@
-// Package xds is the control plane's xDS server (docs/design.md): ADS over
-// gRPC (state-of-the-world and delta, go-control-plane) for every
-// dataplane, authenticated by its dataplane token, with the dataplane's
-// listeners, clusters, endpoints, SDS certificates and ECDS filter
-// configuration; dataplane liveness across CP replicas; and the inspect
-// view (ecsmesh-cp inspect).
+// Package xds is the control plane's xDS server (docs/design.md): ADS over gRPC
+// (state-of-the-world and delta, go-control-plane) for every dataplane,
+// authenticated by its dataplane token, with the dataplane's listeners,
+// clusters, endpoints, SDS certificates and ECDS filter configuration;
+// dataplane liveness across CP replicas; and the view of a dataplane's
+// configuration that `inspect` prints.
 package xds
 
 import (

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -19,44 +18,34 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
-	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 )
 
 // Server is the xDS server. Create it with NewServer, run it with Serve;
-// InspectDataplane works whether or not it serves.
+// InspectDataplane works whether or not it serves. It runs the store
+// watch loop that keeps the cache current and delegates the rest: the
+// authenticator admits streams, the stream callbacks bind them to their
+// nodes, the access table decides which streams may hold which node, the
+// identity issuer gives nodes their certificates and tokens, and liveness
+// records sessions and removes abandoned Dataplanes.
 type Server struct {
-	o     Options
-	log   *slog.Logger
-	cache *meshCache
+	o       Options
+	log     *slog.Logger
+	cache   *meshCache
+	src     *worldSource
+	metrics *metrics
+	// sent counts bytes of responses, for benchmarks and metrics.
+	sent sentCounter
 
-	// tokens are the destination-bound JWT-SVIDs, shared by dataplanes of
-	// one identity.
-	tokens *tokenCache
-	// session names this process in its heartbeat and session entries.
-	session string
+	streams   *streamRegistry
+	auth      *authenticator
+	callbacks *streamCallbacks
+	access    *accessTable
+	identity  *identityIssuer
+	live      livenessTracker
 
 	mu      sync.Mutex
-	streams map[int64]*stream
-	byNode  map[string]map[int64]*stream
 	running bool
 	loaded  chan struct{}
-	timers  map[string]*time.Timer
-
-	// bindMu serializes binding a stream to its node with rebuilds, which
-	// check the node's streams before installing its new resources. It is
-	// taken before mu.
-	bindMu sync.Mutex
-	// bindings are what the tokens of each node's streams must match, by
-	// mesh and name; revoked holds revocations by node ID.
-	bindings map[string]map[string]binding
-	revoked  map[string]time.Time
-	// rechecking is set while a round of role re-checks runs; background
-	// tracks it.
-	rechecking atomic.Bool
-	background sync.WaitGroup
-	// sent counts bytes of responses, for benchmarks and metrics.
-	sent    sentCounter
-	metrics *metrics
 }
 
 func randomID() string {
@@ -71,12 +60,16 @@ func NewServer(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
-		o: o, log: o.Logger.With("component", "xds", "replica", o.InstanceID), cache: newMeshCache(), tokens: newTokenCache(),
-		session: randomID(), streams: map[int64]*stream{}, byNode: map[string]map[int64]*stream{}, loaded: make(chan struct{}),
-		timers: map[string]*time.Timer{}, metrics: newMetrics(),
-		bindings: map[string]map[string]binding{}, revoked: map[string]time.Time{},
-	}, nil
+	log := o.Logger.With("component", "xds", "replica", o.InstanceID)
+	s := &Server{o: o, log: log, cache: newMeshCache(), src: newWorldSource(o, log), metrics: newMetrics(),
+		streams: newStreamRegistry(), loaded: make(chan struct{})}
+	s.auth = &authenticator{tokens: o.Tokens, now: o.Now, log: log, metrics: s.metrics}
+	s.access = newAccessTable(o, log, s.metrics, s.streams)
+	s.identity = newIdentityIssuer(o, s.cache, log)
+	s.live = newLiveness(o, log, s.streams)
+	s.callbacks = &streamCallbacks{streams: s.streams, access: s.access, live: s.live, identity: s.identity,
+		metrics: s.metrics, sent: &s.sent, log: log}
+	return s, nil
 }
 
 // Serve loads the store, then serves ADS on ln until ctx ends. It keeps
@@ -101,26 +94,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWorld()
+	w := newWorld(s.src)
 	events, err := s.o.Store.Watch(ctx)
 	if err != nil {
 		return fmt.Errorf("xds: watching the store: %w", err)
 	}
-	if err := s.heartbeat(ctx); err != nil {
+	if err := s.live.heartbeat(ctx); err != nil {
 		return err
 	}
-	if err := s.load(ctx, w); err != nil {
+	if err := w.load(ctx); err != nil {
 		return err
 	}
-	if err := s.loadRevocations(ctx); err != nil {
+	if err := s.access.loadRevocations(ctx); err != nil {
 		return fmt.Errorf("xds: loading revocations: %w", err)
 	}
 	s.rebuild(ctx, w, map[string]bool{allMeshes: true})
 	close(s.loaded)
 
-	opts = append(opts, grpc.StreamInterceptor(s.authenticate), grpc.UnaryInterceptor(refuseUnary))
+	opts = append(opts, grpc.StreamInterceptor(s.auth.intercept), grpc.UnaryInterceptor(refuseUnary))
 	gs := grpc.NewServer(opts...)
-	xs := serverv3.NewServer(ctx, s.cache, s.callbacks())
+	xs := serverv3.NewServer(ctx, s.cache, s.callbacks.funcs())
 	discovery.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 
 	errc := make(chan error, 2)
@@ -139,9 +132,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-time.After(5 * time.Second):
 		gs.Stop()
 	}
-	s.background.Wait()
-	s.stopTimers()
-	s.release(context.WithoutCancel(ctx))
+	s.access.wait()
+	s.live.stop(context.WithoutCancel(ctx))
 	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, context.Canceled) {
 		err = nil
 	}
@@ -184,24 +176,24 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 			}
 			for _, ev := range batch {
 				if ev.Op == 0 {
-					fresh := newWorld()
+					fresh := newWorld(s.src)
 					fresh.builders = w.builders
-					if err := s.load(ctx, fresh); err != nil {
+					if err := fresh.load(ctx); err != nil {
 						s.log.Error("xds: resync failed", "err", err)
 						continue
 					}
 					*w = *fresh
 					dirty[allMeshes] = true
-					if err := s.loadRevocations(ctx); err != nil {
+					if err := s.access.loadRevocations(ctx); err != nil {
 						s.log.Error("xds: resync of revocations failed", "err", err)
 					}
 					continue
 				}
 				if ev.Key.Kind == token.KindRevocation {
-					s.applyRevocation(ctx, ev.Key)
+					s.access.applyRevocation(ctx, ev.Key)
 					continue
 				}
-				d, err := s.apply(ctx, w, ev)
+				d, err := w.apply(ctx, ev)
 				if err != nil {
 					s.log.Error("xds: applying store change", "key", ev.Key.String(), "err", err)
 					continue
@@ -212,20 +204,20 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 			}
 			s.rebuild(ctx, w, dirty)
 		case <-beat.C:
-			if err := s.heartbeat(ctx); err != nil {
+			if err := s.live.heartbeat(ctx); err != nil {
 				s.log.Error("xds: heartbeat", "err", err)
 			}
 		case <-recheck.C:
-			s.recheckRoles(ctx)
+			s.access.recheckRoles(ctx)
 		case <-tick.C:
 			if n%jwksEvery == 0 {
-				s.loadJWKS(ctx, w)
+				w.loadJWKS(ctx)
 			}
-			if s.refreshReplicas(ctx, w) {
+			if w.refreshReplicas(ctx) {
 				s.rebuild(ctx, w, map[string]bool{allMeshes: true})
 			}
-			s.sweep(ctx, w)
-			s.renewAll(ctx)
+			s.live.sweep(ctx, w.offlineBootstrapped())
+			s.identity.renew(ctx, s.streams.nodeIDs())
 		}
 	}
 }
@@ -244,89 +236,29 @@ func (s *Server) rebuild(ctx context.Context, w *world, dirty map[string]bool) {
 	for mesh := range dirty {
 		if _, ok := w.meshes[mesh]; !ok {
 			delete(w.builders, mesh)
-			s.bindMu.Lock()
-			delete(s.bindings, mesh)
-			gone := s.cache.dropMesh(mesh)
-			s.bindMu.Unlock()
+			gone := s.access.install(mesh, nil, func() []string { return s.cache.dropMesh(mesh) })
 			s.closeNodes(gone, "mesh deleted")
 			continue
 		}
 		if w.bundles[mesh] == nil {
-			s.loadBundle(ctx, w, mesh)
+			w.loadBundle(ctx, mesh)
 		}
-		m, nodes, err := s.build(w, mesh)
+		m, nodes, err := w.build(mesh)
 		if err != nil {
 			s.log.Error("xds: cannot generate mesh config", "mesh", mesh, "err", err)
 			continue
 		}
-		s.bindMu.Lock()
-		s.rebind(w, mesh, nodes)
-		gone := s.cache.setMesh(m, nodes)
-		s.bindMu.Unlock()
+		gone := s.access.install(mesh, bindingsOf(nodes, w.dps[mesh]), func() []string { return s.cache.setMesh(m, nodes) })
 		s.closeNodes(gone, "dataplane deleted")
 	}
 }
 
-// meshNames lists the meshes the cache holds.
-func (c *meshCache) meshNames() map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]bool, len(c.meshes))
-	for name := range c.meshes {
-		out[name] = true
-	}
-	return out
-}
-
-// renewAll renews due certificates and tokens of connected nodes, then
-// forgets the tokens no connected node renewed.
-func (s *Server) renewAll(ctx context.Context) {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.byNode))
-	for id := range s.byNode {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
+// closeNodes ends every stream of the given nodes.
+func (s *Server) closeNodes(ids []string, reason string) {
 	for _, id := range ids {
-		if err := s.ensureIdentity(ctx, id); err != nil {
-			s.log.Error("xds: renewing identity", "node", id, "err", err)
-		}
+		s.streams.forNode(id, func(st *stream) {
+			s.log.Info("xds: closing stream", "node", id, "reason", reason)
+			st.close(errDataplaneDeleted)
+		})
 	}
-	s.tokens.sweep(s.o.Now())
-}
-
-// ensureIdentity issues the node's certificate when it has none, when it
-// is due for renewal (at rotateAt of its life) or when its SPIFFE ID
-// changed, and its destination-bound JWT-SVIDs: one per destination
-// identity its routes attach a token to (aud = that SPIFFE ID), renewed at
-// half-life.
-func (s *Server) ensureIdentity(ctx context.Context, id string) error {
-	v, ok := s.cache.view(id)
-	if !ok {
-		return nil
-	}
-	now := s.o.Now()
-	sid, err := spiffeID(v.node.SpiffeID)
-	if err != nil {
-		return err
-	}
-	u := identityUpdate{forID: v.node.SpiffeID, tokensFor: v.node.SpiffeID}
-	if v.identity == nil || v.identFor != v.node.SpiffeID || !now.Before(v.renewAt) {
-		svid, err := s.o.CA.IssueX509SVID(ctx, v.node.Mesh, sid)
-		if err != nil {
-			return fmt.Errorf("xds: issuing certificate for %s: %w", id, err)
-		}
-		if u.secret, err = generate.IdentitySecretResource(svid.CertPEM, svid.KeyPEM); err != nil {
-			return err
-		}
-		u.renewAt = svid.RenewAt
-	}
-	u.tokens, u.refreshAt, u.setTokens, err = s.routeTokens(ctx, id, v, sid, now)
-	if err != nil {
-		return fmt.Errorf("xds: issuing JWT-SVIDs for %s: %w", id, err)
-	}
-	if u.secret != nil || u.setTokens {
-		s.cache.setIdentity(id, u)
-	}
-	return nil
 }

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -191,7 +191,7 @@ func (r *running) waitFor(t *testing.T, what string, cond func(*adsclient.Client
 }
 
 func endpoints(c *adsclient.Client, svc string) int {
-	a := c.Resources(adsclient.EndpointType)[svc]
+	a := c.Resources(resourcev3.EndpointType)[svc]
 	if a == nil {
 		return -1
 	}
@@ -214,9 +214,9 @@ func TestADSDeliversConsistentConfig(t *testing.T) {
 			h.dataplane("api-1", "10.0.0.2", "api", "http", "")
 			web := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{envoybootstrap.MetaBindOutbounds: true})
 			web.waitFor(t, "consistent config", func(c *adsclient.Client) bool {
-				ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
-				return c.Consistent() == nil && c.Resources(adsclient.SecretType)[generate.IdentitySecret] != nil &&
-					c.Resources(adsclient.ListenerType)["outbound:127.1.0.2:8080"] != nil && endpoints(c, "web") == 1 &&
+				ext := c.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter]
+				return c.Consistent() == nil && c.Resources(resourcev3.SecretType)[generate.IdentitySecret] != nil &&
+					c.Resources(resourcev3.ListenerType)["outbound:127.1.0.2:8080"] != nil && endpoints(c, "web") == 1 &&
 					ext != nil && strings.Contains(string(ext.GetValue()), `"token":"ey`)
 			})
 			if _, nacks, err := web.Counts(); nacks != 0 {
@@ -239,8 +239,8 @@ func TestADSDeliversConsistentConfig(t *testing.T) {
 			// A new service becomes reachable without reconnecting.
 			h.dataplane("billing-1", "10.0.0.3", "billing", "http", "")
 			web.waitFor(t, "new service", func(c *adsclient.Client) bool {
-				ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
-				return c.Resources(adsclient.ClusterType)["billing"] != nil && c.Resources(adsclient.ListenerType)["outbound:127.1.0.3:8080"] != nil &&
+				ext := c.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter]
+				return c.Resources(resourcev3.ClusterType)["billing"] != nil && c.Resources(resourcev3.ListenerType)["outbound:127.1.0.3:8080"] != nil &&
 					ext != nil && strings.Contains(string(ext.GetValue()), "billing.mesh.local") && c.Consistent() == nil
 			})
 			if _, nacks, err := web.Counts(); nacks != 0 {
@@ -256,7 +256,7 @@ func TestADSDeliversConsistentConfig(t *testing.T) {
 				Version   string                       `json:"version"`
 				Resources map[string][]json.RawMessage `json:"resources"`
 			}
-			if err := json.Unmarshal(out, &doc); err != nil || doc.Version == "" || len(doc.Resources[adsclient.ClusterType]) != 4 {
+			if err := json.Unmarshal(out, &doc); err != nil || doc.Version == "" || len(doc.Resources[resourcev3.ClusterType]) != 4 {
 				t.Fatalf("inspect: %v %s", err, out)
 			}
 		})
@@ -303,7 +303,7 @@ func TestStreamAuthentication(t *testing.T) {
 			if got := testutil.ToFloat64(h.srv.metrics.refused.WithLabelValues(tc.reason)) - before; got != 1 {
 				t.Errorf("refusals counted for %s: %v, want 1", tc.reason, got)
 			}
-			if len(r.Resources(adsclient.ClusterType)) != 0 {
+			if len(r.Resources(resourcev3.ClusterType)) != 0 {
 				t.Fatal("refused stream received resources")
 			}
 		})
@@ -369,7 +369,7 @@ func TestReconnectedStreamResubscribes(t *testing.T) {
 			h.dataplane("web-1", "10.0.0.1", "web", "http", "")
 			first := h.connect("default.web-1", h.token("default", "web-1"), delta, map[string]any{envoybootstrap.MetaBindOutbounds: true})
 			first.waitFor(t, "consistent config", func(c *adsclient.Client) bool {
-				return c.Consistent() == nil && c.Resources(adsclient.ExtensionType)[generate.OutboundFilter] != nil
+				return c.Consistent() == nil && c.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter] != nil
 			})
 			first.cancel()
 			<-first.done
@@ -380,7 +380,7 @@ func TestReconnectedStreamResubscribes(t *testing.T) {
 			defer func() { cancel(); <-done }()
 			h.dataplane("billing-1", "10.0.0.3", "billing", "http", "")
 			first.waitFor(t, "the new service in the filter config after reconnecting", func(c *adsclient.Client) bool {
-				ext := c.Resources(adsclient.ExtensionType)[generate.OutboundFilter]
+				ext := c.Resources(resourcev3.ExtensionConfigType)[generate.OutboundFilter]
 				return ext != nil && strings.Contains(string(ext.GetValue()), "billing.mesh.local") && c.Consistent() == nil
 			})
 		})

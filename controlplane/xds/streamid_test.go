@@ -7,6 +7,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -39,9 +40,7 @@ func TestDeltaAndSotWStreamIDsDoNotCollide(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		h.srv.mu.Lock()
-		n := len(h.srv.streams)
-		h.srv.mu.Unlock()
+		n, _ := h.srv.streams.counts()
 		if n == 1 {
 			break
 		}
@@ -53,7 +52,7 @@ func TestDeltaAndSotWStreamIDsDoNotCollide(t *testing.T) {
 	// The victim's SotW stream (SotW stream 1).
 	victim := h.connect("default.victim-1", h.token("default", "victim-1"), false, nil)
 	victim.waitFor(t, "victim config", func(c *adsclient.Client) bool { return c.Consistent() == nil })
-	if err := ds.Send(&discovery.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "default.victim-1"}, TypeUrl: generate.SecretType,
+	if err := ds.Send(&discovery.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "default.victim-1"}, TypeUrl: resourcev3.SecretType,
 		ResourceNamesSubscribe: []string{generate.IdentitySecret}}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -28,7 +29,7 @@ import (
 // client holds ("" when absent).
 func filterJSON(t *testing.T, c *adsclient.Client, name string) string {
 	t.Helper()
-	a := c.Resources(adsclient.ExtensionType)[name]
+	a := c.Resources(resourcev3.ExtensionConfigType)[name]
 	if a == nil {
 		return ""
 	}
@@ -146,7 +147,7 @@ func TestJWTSVIDsBoundToDestination(t *testing.T) {
 		}
 	}
 	// web → api, billing, web; billing → nothing (no VIPs bound, no outbounds).
-	if n := h.srv.tokens.len(); n != 3 {
+	if n := h.srv.identity.shared.len(); n != 3 {
 		t.Fatalf("%d tokens cached, want 3", n)
 	}
 }
@@ -211,7 +212,7 @@ func TestForeignTrustDomainGetsNoIdentity(t *testing.T) {
 	h.dataplane("evil-1", "10.0.0.9", "evil", "http", `{"td":"partner.example"}`)
 	r := h.connect("default.evil-1", h.token("default", "evil-1"), false, nil)
 	streamCode(t, r)
-	if len(r.Resources(adsclient.SecretType)) != 0 {
+	if len(r.Resources(resourcev3.SecretType)) != 0 {
 		t.Fatal("a dataplane outside the mesh's trust domain received a certificate")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 
@@ -16,9 +17,27 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
 )
 
-// world is the decoded store state the generator reads. Owned by the run
-// loop.
+// worldSource is what a world is loaded from and built with: the store,
+// the CA (trust bundles), the token issuer (JWKS, JWT-SVID issuer) and the
+// generator's settings.
+type worldSource struct {
+	store            store.Store
+	ca               CertificateAuthority
+	tokens           Tokens
+	log              *slog.Logger
+	domain           string
+	vipPort          int
+	wasmPath, goPath string
+}
+
+func newWorldSource(o Options, log *slog.Logger) *worldSource {
+	return &worldSource{store: o.Store, ca: o.CA, tokens: o.Tokens, log: log, domain: o.Domain, vipPort: o.VIPPort, wasmPath: o.WasmPath, goPath: o.GoPath}
+}
+
+// world is the decoded store state the generator reads, loaded from src.
+// Owned by the run loop.
 type world struct {
+	src        *worldSource
 	meshes     map[string]*resource.Mesh
 	dps        map[string]map[string]*dpEntry
 	identities map[string]map[string]*resource.MeshIdentity
@@ -42,9 +61,9 @@ type sessionEntry struct {
 	rec store.Record
 }
 
-func newWorld() *world {
+func newWorld(src *worldSource) *world {
 	return &world{
-		meshes: map[string]*resource.Mesh{}, dps: map[string]map[string]*dpEntry{},
+		src: src, meshes: map[string]*resource.Mesh{}, dps: map[string]map[string]*dpEntry{},
 		identities: map[string]map[string]*resource.MeshIdentity{}, mtps: map[string]map[string]*resource.MeshTrafficPermission{},
 		vips: map[string]map[string]netip.Addr{}, gens: map[string]*resource.HostnameGenerator{},
 		sessions: map[string]map[string]*sessionEntry{}, replicas: map[string]string{}, bundles: map[string][]byte{},
@@ -63,30 +82,30 @@ func inner[V any](m map[string]map[string]V, mesh string) map[string]V {
 const allMeshes = "*"
 
 // load reads everything from the store.
-func (s *Server) load(ctx context.Context, w *world) error {
+func (w *world) load(ctx context.Context) error {
 	for _, kind := range []string{resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, resource.KindHostnameGenerator, KindSession, KindReplica} {
-		recs, err := s.o.Store.List(ctx, kind, store.ListOptions{})
+		recs, err := w.src.store.List(ctx, kind, store.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("xds: listing %s: %w", kind, err)
 		}
 		for _, r := range recs {
-			if err := s.put(w, r); err != nil {
-				s.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
+			if err := w.put(r); err != nil {
+				w.src.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
 			}
 		}
 	}
 	for name := range w.meshes {
-		if err := s.loadVIPs(ctx, w, name); err != nil {
+		if err := w.loadVIPs(ctx, name); err != nil {
 			return err
 		}
-		s.loadBundle(ctx, w, name)
+		w.loadBundle(ctx, name)
 	}
-	s.loadJWKS(ctx, w)
+	w.loadJWKS(ctx)
 	return nil
 }
 
-func (s *Server) loadVIPs(ctx context.Context, w *world, mesh string) error {
-	v, err := vip.List(ctx, s.o.Store, mesh)
+func (w *world) loadVIPs(ctx context.Context, mesh string) error {
+	v, err := vip.List(ctx, w.src.store, mesh)
 	if err != nil {
 		return fmt.Errorf("xds: %w", err)
 	}
@@ -94,10 +113,10 @@ func (s *Server) loadVIPs(ctx context.Context, w *world, mesh string) error {
 	return nil
 }
 
-func (s *Server) loadBundle(ctx context.Context, w *world, mesh string) {
-	b, err := s.o.CA.Bundle(ctx, mesh)
+func (w *world) loadBundle(ctx context.Context, mesh string) {
+	b, err := w.src.ca.Bundle(ctx, mesh)
 	if err != nil {
-		s.log.Error("xds: trust bundle unavailable", "mesh", mesh, "err", err)
+		w.src.log.Error("xds: trust bundle unavailable", "mesh", mesh, "err", err)
 		return
 	}
 	w.bundles[mesh] = b.PEM
@@ -105,31 +124,31 @@ func (s *Server) loadBundle(ctx context.Context, w *world, mesh string) {
 
 // loadJWKS reloads every mesh's JWKS (retired keys leave it when their
 // verification window ends, which changes nothing in the store).
-func (s *Server) loadJWKS(ctx context.Context, w *world) {
+func (w *world) loadJWKS(ctx context.Context) {
 	for mesh := range w.jwks {
 		if w.meshes[mesh] == nil {
 			delete(w.jwks, mesh)
 		}
 	}
 	for mesh := range w.meshes {
-		s.loadMeshJWKS(ctx, w, mesh)
+		w.loadMeshJWKS(ctx, mesh)
 	}
 }
 
 // loadMeshJWKS loads the key set of the mesh's JWT-SVIDs, which its
 // inbound filters verify tokens with: no other mesh's keys, no
 // dataplane-token keys.
-func (s *Server) loadMeshJWKS(ctx context.Context, w *world, mesh string) {
-	b, err := s.o.Tokens.MeshJWKS(ctx, mesh)
+func (w *world) loadMeshJWKS(ctx context.Context, mesh string) {
+	b, err := w.src.tokens.MeshJWKS(ctx, mesh)
 	if err != nil {
-		s.log.Error("xds: JWKS unavailable", "mesh", mesh, "err", err)
+		w.src.log.Error("xds: JWKS unavailable", "mesh", mesh, "err", err)
 		return
 	}
 	w.jwks[mesh] = b
 }
 
 // put decodes one record into w.
-func (s *Server) put(w *world, r store.Record) error {
+func (w *world) put(r store.Record) error {
 	switch r.Kind {
 	case KindSession:
 		d, err := decodeSession(r.Spec)
@@ -184,56 +203,56 @@ func (w *world) remove(k store.Key) {
 }
 
 // apply folds one store event into w and returns the meshes to rebuild.
-func (s *Server) apply(ctx context.Context, w *world, ev store.Event) (map[string]bool, error) {
+func (w *world) apply(ctx context.Context, ev store.Event) (map[string]bool, error) {
 	k := ev.Key
 	switch k.Kind {
 	case resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, KindSession:
-		if err := s.refresh(ctx, w, k); err != nil {
+		if err := w.refresh(ctx, k); err != nil {
 			return nil, err
 		}
 		mesh := k.Mesh
 		if k.Kind == resource.KindMesh {
 			mesh = k.Name
 			if _, ok := w.meshes[mesh]; ok {
-				if err := s.loadVIPs(ctx, w, mesh); err != nil {
+				if err := w.loadVIPs(ctx, mesh); err != nil {
 					return nil, err
 				}
-				s.loadBundle(ctx, w, mesh)
-				s.loadMeshJWKS(ctx, w, mesh)
+				w.loadBundle(ctx, mesh)
+				w.loadMeshJWKS(ctx, mesh)
 			} else {
 				delete(w.jwks, mesh)
 			}
 		}
 		return map[string]bool{mesh: true}, nil
 	case resource.KindHostnameGenerator, KindReplica:
-		if err := s.refresh(ctx, w, k); err != nil {
+		if err := w.refresh(ctx, k); err != nil {
 			return nil, err
 		}
 		return map[string]bool{allMeshes: true}, nil
 	case vip.KindServiceVIP:
 		if _, ok := w.meshes[k.Mesh]; ok {
-			if err := s.loadVIPs(ctx, w, k.Mesh); err != nil {
+			if err := w.loadVIPs(ctx, k.Mesh); err != nil {
 				return nil, err
 			}
 		}
 		return map[string]bool{k.Mesh: true}, nil
 	case ca.KindCA:
 		if _, ok := w.meshes[k.Mesh]; ok {
-			s.loadBundle(ctx, w, k.Mesh)
+			w.loadBundle(ctx, k.Mesh)
 		}
 		return map[string]bool{k.Mesh: true}, nil
 	case token.KindSigningKey:
 		if token.Purpose(k.Name) != token.KeyJWTSVID || w.meshes[k.Mesh] == nil {
 			return nil, nil
 		}
-		s.loadMeshJWKS(ctx, w, k.Mesh)
+		w.loadMeshJWKS(ctx, k.Mesh)
 		return map[string]bool{k.Mesh: true}, nil
 	}
 	return nil, nil
 }
 
-func (s *Server) refresh(ctx context.Context, w *world, k store.Key) error {
-	r, err := s.o.Store.Get(ctx, k)
+func (w *world) refresh(ctx context.Context, k store.Key) error {
+	r, err := w.src.store.Get(ctx, k)
 	if errors.Is(err, store.ErrNotFound) {
 		w.remove(k)
 		return nil
@@ -241,10 +260,42 @@ func (s *Server) refresh(ctx context.Context, w *world, k store.Key) error {
 	if err != nil {
 		return fmt.Errorf("xds: reading %s: %w", k, err)
 	}
-	if err := s.put(w, r); err != nil {
-		s.log.Warn("xds: skipping unreadable record", "key", k.String(), "err", err)
+	if err := w.put(r); err != nil {
+		w.src.log.Warn("xds: skipping unreadable record", "key", k.String(), "err", err)
 	}
 	return nil
+}
+
+// refreshReplicas re-lists live replicas (records expire silently) and
+// reports whether the set changed.
+func (w *world) refreshReplicas(ctx context.Context) bool {
+	live, err := listReplicas(ctx, w.src.store)
+	if err != nil {
+		w.src.log.Error("xds: listing replicas", "err", err)
+		return false
+	}
+	changed := len(live) != len(w.replicas)
+	for name, sess := range live {
+		if cur, ok := w.replicas[name]; !ok || cur != sess {
+			changed = true
+		}
+	}
+	w.replicas = live
+	return changed
+}
+
+// offlineBootstrapped lists the bootstrap-created Dataplanes no replica
+// holds a live stream of: the candidates of liveness's sweep.
+func (w *world) offlineBootstrapped() []store.Key {
+	var out []store.Key
+	for mesh, dps := range w.dps {
+		for name, e := range dps {
+			if e.dp.Labels[resource.LabelOrigin] == resource.OriginBootstrap && !w.online(mesh, name) {
+				out = append(out, store.Key{Kind: resource.KindDataplane, Mesh: mesh, Name: name})
+			}
+		}
+	}
+	return out
 }
 
 // online reports whether the dataplane has a live stream on any replica.
@@ -260,10 +311,10 @@ func (w *world) online(mesh, name string) bool {
 }
 
 // input assembles the generator input of a mesh.
-func (s *Server) input(w *world, mesh string) *generate.Input {
+func (w *world) input(mesh string) *generate.Input {
 	in := &generate.Input{
-		Mesh: w.meshes[mesh], Online: map[string]bool{}, VIPs: w.vips[mesh], Domain: s.o.Domain, VIPPort: s.o.VIPPort,
-		JWKS: w.jwks[mesh], JWTIssuer: s.o.Tokens.JWTSVIDIssuer(), TrustBundlePEM: w.bundles[mesh], WasmPath: s.o.WasmPath, GoPath: s.o.GoPath,
+		Mesh: w.meshes[mesh], Online: map[string]bool{}, VIPs: w.vips[mesh], Domain: w.src.domain, VIPPort: w.src.vipPort,
+		JWKS: w.jwks[mesh], JWTIssuer: w.src.tokens.JWTSVIDIssuer(), TrustBundlePEM: w.bundles[mesh], WasmPath: w.src.wasmPath, GoPath: w.src.goPath,
 	}
 	for name, e := range w.dps[mesh] {
 		in.Dataplanes = append(in.Dataplanes, e.dp)
@@ -308,13 +359,13 @@ func (w *world) bindOutbounds(mesh, name string, dp *resource.Dataplane) bool {
 }
 
 // build generates a mesh and its nodes with the mesh's builder.
-func (s *Server) build(w *world, mesh string) (*generate.Mesh, map[string]*generate.Node, error) {
+func (w *world) build(mesh string) (*generate.Mesh, map[string]*generate.Node, error) {
 	b := w.builders[mesh]
 	if b == nil {
 		b = generate.NewBuilder()
 		w.builders[mesh] = b
 	}
-	m, err := b.Mesh(s.input(w, mesh))
+	m, err := b.Mesh(w.input(mesh))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -323,7 +374,7 @@ func (s *Server) build(w *world, mesh string) (*generate.Mesh, map[string]*gener
 	for name, e := range w.dps[mesh] {
 		n, err := b.Node(m, e.dp, w.bindOutbounds(mesh, name, e.dp))
 		if err != nil {
-			s.log.Error("xds: cannot generate dataplane config", "mesh", mesh, "dataplane", name, "err", err)
+			w.src.log.Error("xds: cannot generate dataplane config", "mesh", mesh, "dataplane", name, "err", err)
 			continue
 		}
 		nodes[name] = n

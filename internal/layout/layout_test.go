@@ -59,6 +59,8 @@ var rules = []rule{
 		"api/ is the neutral contract both sides import; it imports neither"},
 	{"./filter/...", []string{"controlplane/", "bootstrap/", "api/", "internal/test/", "internal/dev/", "bench/"},
 		"the filter core is SDK-free and self-contained (it compiles to Wasm)"},
+	{"./controlplane/xds/generate/...", []string{"controlplane/dns", "controlplane/store", "controlplane/vip", "github.com/aws/aws-sdk-go-v2"},
+		"the generator is pure: no store, no VIP allocator, no DNS reconciler, no AWS SDK (hostname rendering is in api/resource)"},
 }
 
 func TestImportLayering(t *testing.T) {

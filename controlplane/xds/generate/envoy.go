@@ -19,6 +19,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -27,10 +28,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
-const (
-	connectTimeout         = 5 * time.Second
-	httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-)
+const connectTimeout = 5 * time.Second
 
 // ads is the config source of every dynamic resource: the ADS stream.
 func ads() *corev3.ConfigSource {
@@ -73,7 +71,7 @@ func http2Options() (map[string]*anypb.Any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]*anypb.Any{httpProtocolOptionsKey: a}, nil
+	return map[string]*anypb.Any{protoName(&httpv3.HttpProtocolOptions{}): a}, nil
 }
 
 // serviceCluster is the EDS cluster of a mesh service, with upstream mTLS
@@ -106,7 +104,7 @@ func serviceCluster(svc *Service) (*Resource, error) {
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads()},
 		ConnectTimeout:       durationpb.New(connectTimeout),
 		TransportSocket: &corev3.TransportSocket{
-			Name:       "envoy.transport_sockets.tls",
+			Name:       wellknown.TransportSocketTls,
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsAny},
 		},
 	}
@@ -162,7 +160,8 @@ func LocalClusterName(addr string, port int) string {
 	return "app:" + net.JoinHostPort(addr, strconv.Itoa(port))
 }
 
-// ListenerName names a listener <direction>:<addr>:<port>, e.g. inbound:10.0.1.23:15000.
+// ListenerName names a listener "<direction>:<host>:<port>", direction
+// "inbound" or "outbound" and the address as net.JoinHostPort writes it.
 func ListenerName(direction, addr string, port int) string {
 	return direction + ":" + net.JoinHostPort(addr, strconv.Itoa(port))
 }
@@ -184,7 +183,7 @@ func routerFilter() (*hcmv3.HttpFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &hcmv3.HttpFilter{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}, nil
+	return &hcmv3.HttpFilter{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}, nil
 }
 
 // hcm is an HTTP connection manager: the ECDS filter, then the router to
@@ -213,7 +212,7 @@ func hcm(statPrefix, routeName string, route *routev3.RouteAction, filterName, f
 	if err != nil {
 		return nil, err
 	}
-	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
+	return &listenerv3.Filter{Name: wellknown.HTTPConnectionManager, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
 }
 
 func tcpProxy(statPrefix, cluster string) (*listenerv3.Filter, error) {
@@ -221,7 +220,7 @@ func tcpProxy(statPrefix, cluster string) (*listenerv3.Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
+	return &listenerv3.Filter{Name: wellknown.TCPProxy, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
 }
 
 // outboundListener listens on addr:port for the app's calls to service:
@@ -294,7 +293,7 @@ func inboundListener(addr string, in *resource.Inbound, perms []filter.Permissio
 		Address:          socketAddress(addr, in.Port),
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 		FilterChains: []*listenerv3.FilterChain{{
-			TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsAny}},
+			TransportSocket: &corev3.TransportSocket{Name: wellknown.TransportSocketTls, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsAny}},
 			Filters:         filters,
 		}},
 	}
@@ -338,7 +337,7 @@ func rbacFilters(service string, perms []filter.Permission, deflt, trustDomain s
 		if err != nil {
 			return err
 		}
-		out = append(out, &listenerv3.Filter{Name: "envoy.filters.network.rbac", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}})
+		out = append(out, &listenerv3.Filter{Name: wellknown.RoleBasedAccessControl, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}})
 		return nil
 	}
 	if len(deny) > 0 {

@@ -14,6 +14,7 @@ import (
 
 	xdstype "github.com/cncf/xds/go/xds/type/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -146,7 +147,7 @@ func TestGolden(t *testing.T) {
 func checkSnapshot(t *testing.T, s Snapshot) {
 	t.Helper()
 	have := map[string]map[string]bool{}
-	refs := map[string]map[string]bool{ClusterType: {}, EndpointType: {}, SecretType: {}, ExtensionType: {}}
+	refs := map[string]map[string]bool{resourcev3.ClusterType: {}, resourcev3.EndpointType: {}, resourcev3.SecretType: {}, resourcev3.ExtensionConfigType: {}}
 	for typ, rs := range s {
 		have[typ] = map[string]bool{}
 		for _, r := range rs {
@@ -188,20 +189,20 @@ func collectRefs(m protoreflect.Message, typ string, refs map[string]map[string]
 	switch m.Descriptor().FullName() {
 	case "envoy.config.route.v3.RouteAction", "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":
 		if f := m.Descriptor().Fields().ByName("cluster"); f != nil && m.Has(f) {
-			refs[ClusterType][m.Get(f).String()] = true
+			refs[resourcev3.ClusterType][m.Get(f).String()] = true
 		}
 	case "envoy.config.cluster.v3.Cluster":
-		if typ == ClusterType {
+		if typ == resourcev3.ClusterType {
 			f := m.Descriptor().Fields().ByName("type")
 			if m.Get(f).Enum() == 3 { // EDS
-				refs[EndpointType][m.Get(m.Descriptor().Fields().ByName("name")).String()] = true
+				refs[resourcev3.EndpointType][m.Get(m.Descriptor().Fields().ByName("name")).String()] = true
 			}
 		}
 	case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":
-		refs[SecretType][m.Get(m.Descriptor().Fields().ByName("name")).String()] = true
+		refs[resourcev3.SecretType][m.Get(m.Descriptor().Fields().ByName("name")).String()] = true
 	case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
 		if f := m.Descriptor().Fields().ByName("config_discovery"); m.Has(f) {
-			refs[ExtensionType][m.Get(m.Descriptor().Fields().ByName("name")).String()] = true
+			refs[resourcev3.ExtensionConfigType][m.Get(m.Descriptor().Fields().ByName("name")).String()] = true
 		}
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/api/resource"
-	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
@@ -261,7 +260,7 @@ func (b *Builder) services(in *Input, m *Mesh) error {
 			return svc.Endpoints[i].Port < svc.Endpoints[j].Port
 		})
 		svc.VIP = in.VIPs[name]
-		hosts, _ := dns.Hostnames(in.Domain, "", dns.Service{Mesh: m.Name, Name: name, Protocol: svc.Protocol}, in.Generators)
+		hosts, _ := resource.Hostnames(in.Domain, "", resource.Service{Mesh: m.Name, Name: name, Protocol: svc.Protocol}, in.Generators)
 		svc.Hosts = hosts
 
 		sb.Reset()

@@ -228,7 +228,7 @@ func filterExtension(name, filterType, path string, body []byte) (*anypb.Any, er
 			RootId: PluginName,
 			Vm: &wasmv3.PluginConfig_VmConfig{VmConfig: &wasmv3.VmConfig{
 				VmId:    PluginName,
-				Runtime: "envoy.wasm.runtime.v8",
+				Runtime: wasmRuntime,
 				Code: &corev3.AsyncDataSource{Specifier: &corev3.AsyncDataSource_Local{Local: &corev3.DataSource{
 					Specifier: &corev3.DataSource_Filename{Filename: path},
 				}}},

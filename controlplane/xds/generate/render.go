@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -17,9 +18,9 @@ type Snapshot map[string][]*Resource
 // outbound filter configuration.
 func Resources(m *Mesh, n *Node, identity, outbound *Resource) Snapshot {
 	s := Snapshot{}
-	s[ListenerType] = append(append([]*Resource(nil), n.Listeners...), boundVIPs(m, n)...)
-	s[ClusterType] = append(append([]*Resource(nil), m.Clusters...), n.Clusters...)
-	s[EndpointType] = append([]*Resource(nil), m.Endpoints...)
+	s[resourcev3.ListenerType] = append(append([]*Resource(nil), n.Listeners...), boundVIPs(m, n)...)
+	s[resourcev3.ClusterType] = append(append([]*Resource(nil), m.Clusters...), n.Clusters...)
+	s[resourcev3.EndpointType] = append([]*Resource(nil), m.Endpoints...)
 	var secrets []*Resource
 	if identity != nil {
 		secrets = append(secrets, identity)
@@ -27,12 +28,12 @@ func Resources(m *Mesh, n *Node, identity, outbound *Resource) Snapshot {
 	if m.TrustBundle != nil {
 		secrets = append(secrets, m.TrustBundle)
 	}
-	s[SecretType] = secrets
+	s[resourcev3.SecretType] = secrets
 	exts := append([]*Resource(nil), n.Extensions...)
 	if outbound != nil {
 		exts = append(exts, outbound)
 	}
-	s[ExtensionType] = exts
+	s[resourcev3.ExtensionConfigType] = exts
 	for _, rs := range s {
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
 	}
@@ -57,7 +58,7 @@ func (s Snapshot) Version() string {
 	return HashStrings(parts...)
 }
 
-// JSON renders the snapshot as `ecsmesh-cp inspect` prints it:
+// JSON renders the snapshot as `inspect` prints it:
 // {"version": "...", "resources": {"<type URL>": [<protojson with @type>...]}},
 // indented, with stable formatting.
 func (s Snapshot) JSON() ([]byte, error) {

@@ -1,6 +1,7 @@
-// Package generate computes the Envoy resources of every dataplane (its
-// xDS configuration) from the stored state of its mesh. It is pure: no store, no clock,
-// no network. Mesh-wide resources (service clusters, endpoints, VIP
+// Package generate computes the Envoy resources of every dataplane
+// (listeners, clusters, endpoints, secrets and filter configurations) from
+// the stored state of its mesh. It is pure: no store, no clock, no
+// network. Mesh-wide resources (service clusters, endpoints, VIP
 // listeners, the trust bundle) are built once per mesh and shared by every
 // dataplane; only what differs per dataplane (inbound listeners, explicit
 // outbound listeners, local app clusters, filter configurations, the
@@ -17,21 +18,16 @@ import (
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
+	golangv3 "github.com/envoyproxy/go-control-plane/contrib/envoy/extensions/filters/http/golang/v3alpha"
+	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Type URLs of the resources a dataplane receives.
-const (
-	ListenerType  = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	ClusterType   = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	EndpointType  = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-	SecretType    = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-	ExtensionType = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
-)
-
-// Types lists the type URLs in the order Envoy applies them.
-var Types = []string{ClusterType, EndpointType, ListenerType, SecretType, ExtensionType}
+// Types lists the type URLs of the resources a dataplane receives, in the
+// order Envoy applies them.
+var Types = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.SecretType, resourcev3.ExtensionConfigType}
 
 // Names of resources shared by convention between the generator, Envoy's
 // bootstrap and the filter.
@@ -47,10 +43,22 @@ const (
 	InboundFilterPrefix = "ecsmesh-inbound:"
 	// PluginName is the filter's name in both forms (root_id, plugin_name).
 	PluginName = "ecsmesh"
-	// WasmConfigType and GoConfigType are the filter's type URLs.
-	WasmConfigType = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
-	GoConfigType   = "type.googleapis.com/envoy.extensions.filters.http.golang.v3alpha.Config"
+	// wasmRuntime is the Wasm runtime Envoy runs the filter in.
+	wasmRuntime = "envoy.wasm.runtime.v8"
 )
+
+// WasmConfigType and GoConfigType are the type URLs of the filter's
+// configuration in its two forms (go-control-plane names neither).
+var (
+	WasmConfigType = TypeURL(&wasmfilterv3.Wasm{})
+	GoConfigType   = TypeURL(&golangv3.Config{})
+)
+
+// TypeURL is the type URL of m's message type, as packed in an Any.
+func TypeURL(m proto.Message) string { return resourcev3.APITypePrefix + protoName(m) }
+
+// protoName is the full name of m's message type.
+func protoName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
 // Resource is one Envoy resource, packed and versioned. A Resource is
 // immutable once built and may be shared by any number of dataplanes and
@@ -91,14 +99,14 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 func pack(m proto.Message) (*anypb.Any, error) {
 	if v, ok := m.(validator); ok {
 		if err := v.ValidateAll(); err != nil {
-			return nil, fmt.Errorf("generate: invalid %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
+			return nil, fmt.Errorf("generate: invalid %s: %w", protoName(m), err)
 		}
 	}
 	b, err := deterministic.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("generate: marshalling %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
+		return nil, fmt.Errorf("generate: marshalling %s: %w", protoName(m), err)
 	}
-	return &anypb.Any{TypeUrl: "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName()), Value: b}, nil
+	return &anypb.Any{TypeUrl: TypeURL(m), Value: b}, nil
 }
 
 // newResource validates and packs a top-level resource.

@@ -7,15 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-)
 
-// Type URLs the stand-in writes.
-const (
-	typeListener  = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	typeCluster   = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	typeEndpoints = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-	typeSecret    = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-	typeExtension = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // Received is what a stand-in Envoy holds (its xds.json).
@@ -42,16 +35,16 @@ func ReadReceived(dir string) (*Received, error) {
 		return nil, fmt.Errorf("devdemo: %s/xds.json: %w", dir, err)
 	}
 	r := &Received{Endpoints: map[string][]string{}, Filters: map[string]string{}}
-	for _, l := range snap.Resources[typeListener] {
+	for _, l := range snap.Resources[resourcev3.ListenerType] {
 		r.Listeners = append(r.Listeners, str(l["name"]))
 	}
-	for _, c := range snap.Resources[typeCluster] {
+	for _, c := range snap.Resources[resourcev3.ClusterType] {
 		r.Clusters = append(r.Clusters, str(c["name"]))
 	}
-	for _, s := range snap.Resources[typeSecret] {
+	for _, s := range snap.Resources[resourcev3.SecretType] {
 		r.Secrets = append(r.Secrets, str(s["name"]))
 	}
-	for _, e := range snap.Resources[typeEndpoints] {
+	for _, e := range snap.Resources[resourcev3.EndpointType] {
 		name := str(e["clusterName"])
 		r.Endpoints[name] = []string{}
 		eps, _ := e["endpoints"].([]any)
@@ -65,7 +58,7 @@ func ReadReceived(dir string) (*Received, error) {
 			}
 		}
 	}
-	for _, x := range snap.Resources[typeExtension] {
+	for _, x := range snap.Resources[resourcev3.ExtensionConfigType] {
 		if cfg, ok := dig(x, "typedConfig", "config", "configuration", "value").(string); ok {
 			r.Filters[str(x["name"])] = cfg
 		} else if b, err := json.Marshal(dig(x, "typedConfig")); err == nil {

@@ -18,6 +18,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -158,7 +159,7 @@ func (c *Client) wanted() refs {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := refs{}
-	for _, t := range []string{ClusterType, ListenerType} {
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		for _, a := range c.resources[t] {
 			_ = check(a, out)
 		}
@@ -208,7 +209,7 @@ func (c *Client) Consistent() error {
 	want := c.wanted()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.resources[ListenerType]) == 0 || len(c.resources[ClusterType]) == 0 {
+	if len(c.resources[resourcev3.ListenerType]) == 0 || len(c.resources[resourcev3.ClusterType]) == 0 {
 		return errors.New("adsclient: no listeners or clusters yet")
 	}
 	for typ, names := range want {

@@ -3,22 +3,33 @@ package adsclient
 import (
 	"fmt"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Type URLs the client subscribes to, in Envoy's order.
-const (
-	ClusterType   = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	EndpointType  = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-	ListenerType  = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	SecretType    = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-	ExtensionType = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+// Types lists the type URLs the client subscribes to, in Envoy's order.
+var Types = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.SecretType, resourcev3.ExtensionConfigType}
+
+// Full names of the messages that refer to other resources.
+var (
+	clusterName         = protoName(&clusterv3.Cluster{})
+	routeActionName     = protoName(&routev3.RouteAction{})
+	tcpProxyName        = protoName(&tcpproxyv3.TcpProxy{})
+	sdsSecretConfigName = protoName(&tlsv3.SdsSecretConfig{})
+	httpFilterName      = protoName(&hcmv3.HttpFilter{})
+	anyName             = protoName(&anypb.Any{})
 )
 
-// Types lists the subscribed type URLs.
-var Types = []string{ClusterType, EndpointType, ListenerType, SecretType, ExtensionType}
+func protoName(m proto.Message) protoreflect.FullName {
+	return m.ProtoReflect().Descriptor().FullName()
+}
 
 // refs are the names resources refer to, by the type that holds them.
 type refs map[string]map[string]bool
@@ -59,25 +70,25 @@ func str(m protoreflect.Message, field protoreflect.Name) string {
 
 func walk(m protoreflect.Message, out refs) error {
 	switch m.Descriptor().FullName() {
-	case "google.protobuf.Any":
+	case anyName:
 		return check(m.Interface().(*anypb.Any), out)
-	case "envoy.config.cluster.v3.Cluster":
-		if f := m.Descriptor().Fields().ByName("type"); m.Get(f).Enum() == 3 { // EDS
+	case clusterName:
+		if f := m.Descriptor().Fields().ByName("type"); m.Get(f).Enum() == protoreflect.EnumNumber(clusterv3.Cluster_EDS) {
 			name := str(m, "name")
 			if eds := m.Get(m.Descriptor().Fields().ByName("eds_cluster_config")).Message(); eds.IsValid() {
 				if sn := str(eds, "service_name"); sn != "" {
 					name = sn
 				}
 			}
-			out.add(EndpointType, name)
+			out.add(resourcev3.EndpointType, name)
 		}
-	case "envoy.config.route.v3.RouteAction", "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":
-		out.add(ClusterType, str(m, "cluster"))
-	case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":
-		out.add(SecretType, str(m, "name"))
-	case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
+	case routeActionName, tcpProxyName:
+		out.add(resourcev3.ClusterType, str(m, "cluster"))
+	case sdsSecretConfigName:
+		out.add(resourcev3.SecretType, str(m, "name"))
+	case httpFilterName:
 		if f := m.Descriptor().Fields().ByName("config_discovery"); m.Has(f) {
-			out.add(ExtensionType, str(m, "name"))
+			out.add(resourcev3.ExtensionConfigType, str(m, "name"))
 		}
 	}
 	var err error

@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -30,7 +31,7 @@ func resourceName(a *anypb.Any) (string, error) {
 
 // namedTypes are subscribed by name, from what clusters and listeners
 // refer to; clusters and listeners are wildcard.
-var namedTypes = []string{EndpointType, SecretType, ExtensionType}
+var namedTypes = []string{resourcev3.EndpointType, resourcev3.SecretType, resourcev3.ExtensionConfigType}
 
 func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient, node *corev3.Node) error {
 	st, err := ads.StreamAggregatedResources(ctx)
@@ -39,7 +40,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 	}
 	c.newStream()
 	nonces := map[string]string{}
-	for i, t := range []string{ClusterType, ListenerType} {
+	for i, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		req := &discovery.DiscoveryRequest{TypeUrl: t}
 		if i == 0 {
 			req.Node = node
@@ -83,7 +84,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			continue
 		}
 		c.mu.Lock()
-		if typ == ClusterType || typ == ListenerType {
+		if typ == resourcev3.ClusterType || typ == resourcev3.ListenerType {
 			c.resources[typ] = got
 		} else {
 			for n, a := range got {
@@ -96,7 +97,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 		if err := st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce(), ResourceNames: names}); err != nil {
 			return statusOf(err, func() error { _, err := st.Recv(); return err })
 		}
-		if typ == ClusterType || typ == ListenerType {
+		if typ == resourcev3.ClusterType || typ == resourcev3.ListenerType {
 			want := c.wanted()
 			for _, t := range namedTypes {
 				ns := sortedNames(want[t])
@@ -132,7 +133,7 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		return fmt.Errorf("adsclient: opening delta stream: %w", err)
 	}
 	c.newStream()
-	for i, t := range []string{ClusterType, ListenerType} {
+	for i, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		req := &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResourceNamesSubscribe: []string{"*"}}
 		if i == 0 {
 			req.Node = node
@@ -177,7 +178,7 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		if err := st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: typ, ResponseNonce: resp.GetNonce()}); err != nil {
 			return statusOf(err, func() error { _, err := st.Recv(); return err })
 		}
-		if typ == ClusterType || typ == ListenerType {
+		if typ == resourcev3.ClusterType || typ == resourcev3.ListenerType {
 			want := c.wanted()
 			for _, t := range namedTypes {
 				c.mu.Lock()

@@ -28,6 +28,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	grpccredv3 "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
@@ -35,7 +36,7 @@ import (
 )
 
 // Types the stand-in subscribes to and writes, in output order.
-var Types = []string{adsclient.ListenerType, adsclient.ClusterType, adsclient.EndpointType, adsclient.SecretType, adsclient.ExtensionType}
+var Types = []string{resourcev3.ListenerType, resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.SecretType, resourcev3.ExtensionConfigType}
 
 // ADS is what the bootstrap says about the ADS server.
 type ADS struct {
