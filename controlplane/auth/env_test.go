@@ -150,7 +150,6 @@ type signed struct {
 	cred                      aws.Credentials
 	at                        time.Time
 	pre, post                 func(h http.Header)
-	rawURL                    string // replaces the encoded URL after signing
 }
 
 // token signs s with the SDK's signer and encodes it.

@@ -81,8 +81,7 @@ func (p *publicJWKS) invalidate() {
 // The document is built at most once per 30 s and kept in memory;
 // RotateKeys and Run (on any signing-key or Mesh change) drop it at once.
 func (i *Issuer) JWKS(ctx context.Context) ([]byte, error) {
-	doc, gen := i.public.get(i.now())
-	if doc != nil {
+	if doc, _ := i.public.get(i.now()); doc != nil {
 		return doc, nil
 	}
 	select {
@@ -92,7 +91,8 @@ func (i *Issuer) JWKS(ctx context.Context) ([]byte, error) {
 	}
 	defer func() { <-i.public.build }()
 	// Another caller may have built it while this one waited.
-	if doc, gen = i.public.get(i.now()); doc != nil {
+	doc, gen := i.public.get(i.now())
+	if doc != nil {
 		return doc, nil
 	}
 	doc, until, err := i.buildJWKS(ctx)
