@@ -5,7 +5,7 @@ GOFLAGS_TEST ?= -timeout 25m
 # Tests that need PostgreSQL read this DSN; CI has PostgreSQL on 127.0.0.1:5432.
 export ECSMESH_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: all build cp dp dev wasm so test test-race bench bench-quick fuzz run demo lint images clean
+.PHONY: all build cp dp dev wasm so test test-unit test-race bench bench-quick fuzz run demo lint images clean
 
 all: build
 
@@ -30,6 +30,12 @@ so:
 # end-to-end tests. Nothing is skipped for a missing dependency.
 test: wasm
 	ECSMESH_FILTER_WASM=$(CURDIR)/$(BUILD)/ecsmesh-filter.wasm $(GO) test $(GOFLAGS_TEST) ./...
+
+# Every test that needs no PostgreSQL: the same run as make test with the
+# PostgreSQL tests skipped (ECSMESH_TEST_NO_POSTGRES=1, see
+# controlplane/store/pgtest), for a machine without a database.
+test-unit: wasm
+	ECSMESH_TEST_NO_POSTGRES=1 ECSMESH_TEST_POSTGRES_DSN= ECSMESH_FILTER_WASM=$(CURDIR)/$(BUILD)/ecsmesh-filter.wasm $(GO) test $(GOFLAGS_TEST) ./...
 
 test-race:
 	$(GO) test -race $(GOFLAGS_TEST) ./...
