@@ -253,7 +253,7 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 	if self, err := a.cfg.Metadata.Self(ctx); err == nil {
 		a.self = self.Name
 	} else {
-		a.log.Warn("cannot read the agent's own container metadata; every container counts as an app", "err", err)
+		a.log.Warn("cannot read the agent's own container metadata; every container counts as an app", "error", err)
 	}
 	dp, err := dataplane.Build(a.cfg.Template, dataplane.Merge(dataplane.TaskVars(task), a.cfg.Vars))
 	if err != nil {
@@ -330,7 +330,7 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 			}
 			a.log.Info("forwarding signal to envoy", "signal", sig.String())
 			if err := proc.Signal(sig); err != nil {
-				a.log.Warn("forwarding signal", "err", err)
+				a.log.Warn("forwarding signal", "error", err)
 			}
 		}
 	}
@@ -383,7 +383,7 @@ func (a *Agent) markDraining(ctx context.Context) {
 			a.log.Info("inbounds marked not ready at the control plane")
 			return
 		}
-		a.log.Warn("cannot mark the inbounds not ready", "attempt", attempt, "err", err)
+		a.log.Warn("cannot mark the inbounds not ready", "attempt", attempt, "error", err)
 		if !retryable(err) {
 			return
 		}
@@ -409,7 +409,7 @@ func (a *Agent) drainEnvoyListeners(ctx context.Context) {
 	req, _ := http.NewRequestWithContext(cctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/drain_listeners?inboundonly&graceful", port), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		a.log.Debug("envoy drain_listeners", "err", err)
+		a.log.Debug("envoy drain_listeners", "error", err)
 		return
 	}
 	resp.Body.Close()

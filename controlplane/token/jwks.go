@@ -139,7 +139,7 @@ func (i *Issuer) buildJWKS(ctx context.Context) ([]byte, time.Time, error) {
 	for _, r := range svid {
 		ks, err := parseKeyRecord(r, JWTSVIDType, now)
 		if err != nil {
-			i.log.Error("token: skipping unreadable signing key record", "key", r.Key.String(), "err", err)
+			i.log.Error("token: skipping unreadable signing key record", "key", r.Key.String(), "error", err)
 			continue
 		}
 		set.Keys = appendKeys(set.Keys, ks, now)
@@ -235,7 +235,7 @@ func (i *Issuer) Handler() http.Handler {
 	mux.HandleFunc("GET "+JWKSPath, func(w http.ResponseWriter, r *http.Request) {
 		b, err := i.JWKS(r.Context())
 		if err != nil {
-			i.log.Error("token: serving JWKS", "err", err)
+			i.log.Error("token: serving JWKS", "error", err)
 			problem.Write(w, problem.New(http.StatusServiceUnavailable, "store_unavailable", "Keys unavailable", "the signing keys cannot be read"))
 			return
 		}

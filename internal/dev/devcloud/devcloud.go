@@ -141,7 +141,7 @@ func Start(ctx context.Context, o Options) (*Cloud, error) {
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			o.Logger.Error("local AWS stopped", "err", err)
+			o.Logger.Error("local AWS stopped", "error", err)
 		}
 	}()
 	go func() { <-ctx.Done(); c.Close() }()
