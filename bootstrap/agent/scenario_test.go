@@ -43,7 +43,7 @@ func TestHappyPathToRunningEnvoy(t *testing.T) {
 		t.Fatalf("node = %v", b.GetNode())
 	}
 	js := string(r.envoy.Bootstrap())
-	for _, want := range []string{envoybootstrap.FileBasedMetadata, r.a.TokenPath(), "127.0.0.1:", "ecsmesh.io/task-arn"} {
+	for _, want := range []string{envoybootstrap.FileBasedMetadata, r.a.TokenPath(), "127.0.0.1:"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("bootstrap lacks %s", want)
 		}
