@@ -61,7 +61,8 @@ type Envoy interface {
 // Launcher starts Envoy.
 type Launcher func(ctx context.Context, o envoy.Options) (Envoy, error)
 
-// Clock is the agent's time source: every wait goes through After.
+// Clock is the agent's time source: every wait goes through After. Nil
+// means the real clock.
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
@@ -71,9 +72,6 @@ type realClock struct{}
 
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// RealClock is the wall clock.
-var RealClock Clock = realClock{}
 
 // ExitError reports Envoy's non-zero exit status.
 type ExitError struct {
@@ -205,7 +203,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.BootstrapTimeout = 5 * time.Minute
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = RealClock
+		cfg.Clock = realClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
