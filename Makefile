@@ -5,7 +5,7 @@ GOFLAGS_TEST ?= -timeout 25m
 # Tests that need PostgreSQL read this DSN; CI has PostgreSQL on 127.0.0.1:5432.
 export ECSMESH_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: all build cp dp dev wasm so test test-race bench bench-quick fuzz run demo lint images clean
+.PHONY: all build cp dp dev wasm so test test-unit test-race bench bench-quick fuzz run demo lint images clean
 
 all: build
 
@@ -31,6 +31,12 @@ so:
 test: wasm
 	ECSMESH_FILTER_WASM=$(CURDIR)/$(BUILD)/ecsmesh-filter.wasm $(GO) test $(GOFLAGS_TEST) ./...
 
+# Every test that needs no PostgreSQL: the same run as make test with the
+# PostgreSQL tests skipped (ECSMESH_TEST_NO_POSTGRES=1, see
+# controlplane/store/pgtest), for a machine without a database.
+test-unit: wasm
+	ECSMESH_TEST_NO_POSTGRES=1 ECSMESH_TEST_POSTGRES_DSN= ECSMESH_FILTER_WASM=$(CURDIR)/$(BUILD)/ecsmesh-filter.wasm $(GO) test $(GOFLAGS_TEST) ./...
+
 test-race:
 	$(GO) test -race $(GOFLAGS_TEST) ./...
 
@@ -55,9 +61,16 @@ run: build
 demo: build
 	$(BUILD)/ecsmesh-dev demo
 
+# go.mod/go.sum tidy, go vet, staticcheck (pinned by the tool directive in
+# go.mod) and gofmt on every tracked or untracked .go file that exists.
 lint:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) tool staticcheck ./...
+	@out=$$(git ls-files -z -co --exclude-standard '*.go' \
+		| xargs -0 -r sh -c 'for f; do if [ -f "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh \
+		| xargs -0 -r gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 images: build
 	@if docker info >/dev/null 2>&1; then \

@@ -61,7 +61,8 @@ type Envoy interface {
 // Launcher starts Envoy.
 type Launcher func(ctx context.Context, o envoy.Options) (Envoy, error)
 
-// Clock is the agent's time source: every wait goes through After.
+// Clock is the agent's time source: every wait goes through After. Nil
+// means the real clock.
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
@@ -71,9 +72,6 @@ type realClock struct{}
 
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// RealClock is the wall clock.
-var RealClock Clock = realClock{}
 
 // ExitError reports Envoy's non-zero exit status.
 type ExitError struct {
@@ -205,7 +203,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.BootstrapTimeout = 5 * time.Minute
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = RealClock
+		cfg.Clock = realClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -253,7 +251,7 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 	if self, err := a.cfg.Metadata.Self(ctx); err == nil {
 		a.self = self.Name
 	} else {
-		a.log.Warn("cannot read the agent's own container metadata; every container counts as an app", "err", err)
+		a.log.Warn("cannot read the agent's own container metadata; every container counts as an app", "error", err)
 	}
 	dp, err := dataplane.Build(a.cfg.Template, dataplane.Merge(dataplane.TaskVars(task), a.cfg.Vars))
 	if err != nil {
@@ -330,7 +328,7 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 			}
 			a.log.Info("forwarding signal to envoy", "signal", sig.String())
 			if err := proc.Signal(sig); err != nil {
-				a.log.Warn("forwarding signal", "err", err)
+				a.log.Warn("forwarding signal", "error", err)
 			}
 		}
 	}
@@ -383,7 +381,7 @@ func (a *Agent) markDraining(ctx context.Context) {
 			a.log.Info("inbounds marked not ready at the control plane")
 			return
 		}
-		a.log.Warn("cannot mark the inbounds not ready", "attempt", attempt, "err", err)
+		a.log.Warn("cannot mark the inbounds not ready", "attempt", attempt, "error", err)
 		if !retryable(err) {
 			return
 		}
@@ -409,7 +407,7 @@ func (a *Agent) drainEnvoyListeners(ctx context.Context) {
 	req, _ := http.NewRequestWithContext(cctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/drain_listeners?inboundonly&graceful", port), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		a.log.Debug("envoy drain_listeners", "err", err)
+		a.log.Debug("envoy drain_listeners", "error", err)
 		return
 	}
 	resp.Body.Close()

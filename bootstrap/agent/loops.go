@@ -43,7 +43,7 @@ func (a *Agent) bootstrapWithRetry(ctx context.Context, task ecsmeta.Task) ([]by
 		if a.clk.Now().Sub(start) >= a.cfg.BootstrapTimeout {
 			return nil, fmt.Errorf("agent: bootstrap: gave up after %s: %w", a.cfg.BootstrapTimeout, err)
 		}
-		a.log.Warn("bootstrap failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		a.log.Warn("bootstrap failed; retrying", "attempt", attempt, "in", wait, "error", err)
 		select {
 		case <-a.clk.After(wait):
 		case <-ctx.Done():
@@ -130,9 +130,9 @@ func (a *Agent) refreshLoop(ctx context.Context) {
 			exp := a.tokenExp
 			a.mu.Unlock()
 			if a.clk.Now().After(exp) {
-				a.log.Error("token refresh failed and the dataplane token has expired; Envoy cannot reconnect to the control plane until a refresh succeeds", "err", err, "retryIn", retry)
+				a.log.Error("token refresh failed and the dataplane token has expired; Envoy cannot reconnect to the control plane until a refresh succeeds", "error", err, "retryIn", retry)
 			} else {
-				a.log.Warn("token refresh failed; keeping the current token", "err", err, "expiresAt", exp, "retryIn", retry)
+				a.log.Warn("token refresh failed; keeping the current token", "error", err, "expiresAt", exp, "retryIn", retry)
 			}
 			select {
 			case <-ctx.Done():
@@ -191,7 +191,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			return
 		}
 		if msg := fmt.Sprint(err); err != nil && msg != lastErr {
-			a.log.Warn("health sync failed", "err", err)
+			a.log.Warn("health sync failed", "error", err)
 			lastErr = msg
 		} else if err == nil && lastErr != "" {
 			a.log.Info("health sync recovered")

@@ -255,7 +255,7 @@ func (c *Client) get(ctx context.Context, path string, attempts int) ([]byte, er
 	var last error
 	for i := 0; i < attempts; i++ {
 		if i > 0 {
-			c.log.DebugContext(ctx, "task metadata not available yet; retrying", "err", last, "in", wait)
+			c.log.DebugContext(ctx, "task metadata not available yet; retrying", "error", last, "in", wait)
 			if err := c.sleep(ctx, wait); err != nil {
 				return nil, fmt.Errorf("ecsmeta: reading %s%s: %w (last error: %w)", c.base, path, err, last)
 			}

@@ -141,7 +141,7 @@ func (p *Process) Signal(sig os.Signal) error {
 // the agent's clock) it kills it. It returns the exit code.
 func (p *Process) Stop(grace <-chan time.Time) int {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
-		p.log.Warn("stopping envoy", "err", err)
+		p.log.Warn("stopping envoy", "error", err)
 	}
 	select {
 	case <-p.done:

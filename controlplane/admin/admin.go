@@ -164,7 +164,7 @@ func (h *handler) index(w http.ResponseWriter, _ *http.Request) {
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem.From(err)
 	if p.Status >= 500 {
-		h.o.Logger.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		h.o.Logger.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	problem.Write(w, p)
 }

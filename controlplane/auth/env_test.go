@@ -49,14 +49,14 @@ type env struct {
 	skew   time.Duration
 	cfg    auth.Config
 	v      *auth.Verifier
-	role   awsfakeRole
+	role   fakeRole
 	cred   sigv4check.Credential
 	dp     *resource.Dataplane
 	iamCl  auth.IAM
 	ecsCl  auth.ECS
 }
 
-type awsfakeRole struct{ ARN, RoleID string }
+type fakeRole struct{ ARN, RoleID string }
 
 var defaultTags = map[string]string{
 	"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "kuma.io/service": "web", "kuma.io/workload": "web",
@@ -68,7 +68,7 @@ func newEnv(t testing.TB) *env {
 	e.srv = httptest.NewServer(e.cloud)
 	t.Cleanup(e.srv.Close)
 	r := e.cloud.IAM.PutRole(acct, "web", defaultTags)
-	e.role = awsfakeRole{ARN: r.ARN, RoleID: r.RoleID}
+	e.role = fakeRole{ARN: r.ARN, RoleID: r.RoleID}
 	var err error
 	if e.cred, err = e.cloud.STS.AssumeRole(acct, "web", session, time.Hour); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,6 @@ type signed struct {
 	cred                      aws.Credentials
 	at                        time.Time
 	pre, post                 func(h http.Header)
-	rawURL                    string // replaces the encoded URL after signing
 }
 
 // token signs s with the SDK's signer and encodes it.

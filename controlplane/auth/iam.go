@@ -86,52 +86,50 @@ func newRoleCache(ttl time.Duration, now func() time.Time) *roleCache {
 // get returns the cached role or calls fetch once for every concurrent
 // caller. Failures are not cached.
 func (c *roleCache) get(ctx context.Context, k roleKey, fetch func(context.Context) (Role, error)) (Role, bool, error) {
-	for {
-		c.mu.Lock()
-		e, ok := c.entries[k]
-		if ok {
-			select {
-			case <-e.done:
-				if e.err == nil && c.now().Sub(e.fetched) < c.ttl {
-					c.mu.Unlock()
-					return e.role, true, nil
-				}
-				delete(c.entries, k)
-				ok = false
-			default:
-			}
-		}
-		if ok {
-			c.mu.Unlock()
-			select {
-			case <-e.done:
-				if e.err != nil {
-					return Role{}, false, e.err
-				}
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if ok {
+		select {
+		case <-e.done:
+			if e.err == nil && c.now().Sub(e.fetched) < c.ttl {
+				c.mu.Unlock()
 				return e.role, true, nil
-			case <-ctx.Done():
-				return Role{}, false, ctx.Err()
 			}
+			delete(c.entries, k)
+			ok = false
+		default:
 		}
-		e = &roleEntry{done: make(chan struct{})}
-		c.entries[k] = e
-		c.calls++
-		if len(c.entries) > 10000 {
-			c.evictLocked()
+	}
+	if ok {
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+			if e.err != nil {
+				return Role{}, false, e.err
+			}
+			return e.role, true, nil
+		case <-ctx.Done():
+			return Role{}, false, ctx.Err()
+		}
+	}
+	e = &roleEntry{done: make(chan struct{})}
+	c.entries[k] = e
+	c.calls++
+	if len(c.entries) > 10000 {
+		c.evictLocked()
+	}
+	c.mu.Unlock()
+	e.role, e.err = fetch(ctx)
+	e.fetched = c.now()
+	if e.err != nil {
+		c.mu.Lock()
+		if c.entries[k] == e {
+			delete(c.entries, k)
 		}
 		c.mu.Unlock()
-		e.role, e.err = fetch(ctx)
-		e.fetched = c.now()
-		if e.err != nil {
-			c.mu.Lock()
-			if c.entries[k] == e {
-				delete(c.entries, k)
-			}
-			c.mu.Unlock()
-		}
-		close(e.done)
-		return e.role, false, e.err
 	}
+	close(e.done)
+	return e.role, false, e.err
 }
 
 // forget drops a settled entry so the next get asks IAM.

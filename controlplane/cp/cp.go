@@ -168,7 +168,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
-		s.log.Error("stopping", "err", runErr)
+		s.log.Error("stopping", "error", runErr)
 	}
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
@@ -189,7 +189,7 @@ func (s *Server) startBackground(ctx context.Context) func() {
 		go func() {
 			defer wg.Done()
 			if err := run(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("background loop stopped", "loop", name, "err", err)
+				s.log.Error("background loop stopped", "loop", name, "error", err)
 			}
 		}()
 	}
@@ -204,7 +204,7 @@ func (s *Server) prepareTLS(ctx context.Context) (*tls.Config, error) {
 		return nil, err
 	}
 	if p, err := writeCAFile(s.cfg.DataDir, caPEM); err != nil {
-		s.log.Warn("cannot write the CP CA certificate for agents", "err", err)
+		s.log.Warn("cannot write the CP CA certificate for agents", "error", err)
 	} else if p != "" {
 		s.log.Info("control plane CA certificate written (agents: --ca-cert-file)", "path", p)
 	}
@@ -279,7 +279,7 @@ func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
 func (s *Server) register(what string, cs []prometheus.Collector) {
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {
-			s.log.Warn("registering "+what+" metrics", "err", err)
+			s.log.Warn("registering "+what+" metrics", "error", err)
 		}
 	}
 }

@@ -60,7 +60,7 @@ func (s *Server) runDNS(ctx context.Context) error {
 	return el.Run(ctx, func(ctx context.Context) {
 		s.log.Info("leading: VIP allocation and Route53 records", "route53", s.cfg.Route53.Enabled)
 		if err := rec.Run(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("DNS reconciler stopped", "err", err)
+			s.log.Error("DNS reconciler stopped", "error", err)
 		}
 	}, func() { s.log.Info("no longer leading VIP allocation and Route53") })
 }

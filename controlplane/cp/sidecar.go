@@ -24,7 +24,7 @@ import (
 func (s *Server) apiHandlers(verifier *auth.Verifier, verr error) map[string]http.Handler {
 	routes, err := s.sidecarRoutes(verifier, verr)
 	if err != nil {
-		s.log.Error("sidecar API unavailable", "err", err)
+		s.log.Error("sidecar API unavailable", "error", err)
 		unavailable := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			problem.Write(w, problem.New(http.StatusServiceUnavailable, "sidecar_api_unavailable", "the sidecar API is not available", "see the control plane's log"))
 		})

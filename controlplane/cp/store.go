@@ -57,7 +57,7 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 			if time.Now().After(deadline) {
 				break
 			}
-			log.Warn("PostgreSQL not reachable yet; retrying", "err", err, "in", delay)
+			log.Warn("PostgreSQL not reachable yet; retrying", "error", err, "in", delay)
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()

@@ -53,20 +53,17 @@ func NewRoute53Client(cfg aws.Config, optFns ...func(*route53.Options)) *route53
 	return route53.NewFromConfig(cfg, fns...)
 }
 
-// Clock is the time source; tests inject their own.
+// Clock is the time source; tests inject their own. Nil means the real
+// clock.
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
 }
 
-// SystemClock is the real clock.
-type SystemClock struct{}
+type realClock struct{}
 
-// Now implements Clock.
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// After implements Clock.
-func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Options configure the Writer and the Reconciler. Zero fields take the
 // defaults above.
@@ -134,7 +131,7 @@ func (o Options) withDefaults() Options {
 		o.MaxBackoff = DefaultMaxBackoff
 	}
 	if o.Clock == nil {
-		o.Clock = SystemClock{}
+		o.Clock = realClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

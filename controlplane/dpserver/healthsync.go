@@ -22,7 +22,7 @@ func (s *Server) healthSync(w http.ResponseWriter, r *http.Request) {
 	}
 	claims, err := s.cfg.Tokens.VerifyDataplaneToken(r.Context(), strings.TrimSpace(raw))
 	if err != nil {
-		s.log.InfoContext(r.Context(), "health sync refused", "err", err)
+		s.log.InfoContext(r.Context(), "health sync refused", "error", err)
 		problem.Write(w, problem.New(http.StatusUnauthorized, ReasonUnauthenticated, "invalid dataplane token", "log in again"))
 		return
 	}
@@ -164,7 +164,7 @@ func (s *Server) syncHealth(ctx context.Context, req dpapi.HealthSyncRequest, al
 		}
 		if allow != nil {
 			if err := allow(ctx, dp); err != nil {
-				s.log.InfoContext(ctx, "health sync refused", "mesh", req.Mesh, "name", req.Name, "err", err)
+				s.log.InfoContext(ctx, "health sync refused", "mesh", req.Mesh, "name", req.Name, "error", err)
 				return nil, err
 			}
 		}

@@ -330,6 +330,6 @@ func (s *Server) storeDataplane(ctx context.Context, dp *resource.Dataplane, own
 }
 
 func (s *Server) internal(ctx context.Context, doing string, err error) error {
-	s.log.ErrorContext(ctx, "dpserver: "+doing, "err", err)
+	s.log.ErrorContext(ctx, "dpserver: "+doing, "error", err)
 	return problem.Failure(err)
 }

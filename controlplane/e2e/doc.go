@@ -10,5 +10,6 @@
 //
 // PostgreSQL is required (the tests fail, never skip, without
 // ECSMESH_TEST_POSTGRES_DSN). The one allowed skip is TestEnvoyEndToEnd
-// when ENVOY_BIN is not set.
+// when ENVOY_BIN is not set; make test-unit (ECSMESH_TEST_NO_POSTGRES=1)
+// also skips the tests that need PostgreSQL.
 package e2e

@@ -23,7 +23,8 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 )
 
-// Clock is the time source; tests may inject their own.
+// Clock is the time source; tests inject their own. Nil means the real
+// clock.
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time

@@ -81,8 +81,7 @@ func (p *publicJWKS) invalidate() {
 // The document is built at most once per 30 s and kept in memory;
 // RotateKeys and Run (on any signing-key or Mesh change) drop it at once.
 func (i *Issuer) JWKS(ctx context.Context) ([]byte, error) {
-	doc, gen := i.public.get(i.now())
-	if doc != nil {
+	if doc, _ := i.public.get(i.now()); doc != nil {
 		return doc, nil
 	}
 	select {
@@ -92,7 +91,8 @@ func (i *Issuer) JWKS(ctx context.Context) ([]byte, error) {
 	}
 	defer func() { <-i.public.build }()
 	// Another caller may have built it while this one waited.
-	if doc, gen = i.public.get(i.now()); doc != nil {
+	doc, gen := i.public.get(i.now())
+	if doc != nil {
 		return doc, nil
 	}
 	doc, until, err := i.buildJWKS(ctx)
@@ -139,7 +139,7 @@ func (i *Issuer) buildJWKS(ctx context.Context) ([]byte, time.Time, error) {
 	for _, r := range svid {
 		ks, err := parseKeyRecord(r, JWTSVIDType, now)
 		if err != nil {
-			i.log.Error("token: skipping unreadable signing key record", "key", r.Key.String(), "err", err)
+			i.log.Error("token: skipping unreadable signing key record", "key", r.Key.String(), "error", err)
 			continue
 		}
 		set.Keys = appendKeys(set.Keys, ks, now)
@@ -235,7 +235,7 @@ func (i *Issuer) Handler() http.Handler {
 	mux.HandleFunc("GET "+JWKSPath, func(w http.ResponseWriter, r *http.Request) {
 		b, err := i.JWKS(r.Context())
 		if err != nil {
-			i.log.Error("token: serving JWKS", "err", err)
+			i.log.Error("token: serving JWKS", "error", err)
 			problem.Write(w, problem.New(http.StatusServiceUnavailable, "store_unavailable", "Keys unavailable", "the signing keys cannot be read"))
 			return
 		}

@@ -1,6 +1,12 @@
 // Package pgtest gives tests a PostgreSQL database: the DSN in
-// ECSMESH_TEST_POSTGRES_DSN (without it a test fails, it is never skipped)
-// and a fresh schema per test, dropped when the test ends.
+// ECSMESH_TEST_POSTGRES_DSN (without it a test fails, it is never skipped
+// for a missing database) and a fresh schema per test, dropped when the
+// test ends.
+//
+// Every test that needs PostgreSQL gets its DSN from DSN (directly or
+// through CPEnv), so DSN is also the one switch that leaves them out:
+// with ECSMESH_TEST_NO_POSTGRES=1 (set by make test-unit, never by make
+// test or CI) it skips the test, saying so.
 package pgtest
 
 import (
@@ -18,9 +24,17 @@ import (
 // DSNEnv names the variable holding the test database's DSN.
 const DSNEnv = "ECSMESH_TEST_POSTGRES_DSN"
 
-// DSN returns the test database's DSN or fails the test.
+// OffEnv names the variable that, set to "1", leaves the PostgreSQL tests
+// out: DSN skips them instead of failing. Only make test-unit sets it.
+const OffEnv = "ECSMESH_TEST_NO_POSTGRES"
+
+// DSN returns the test database's DSN or fails the test; it skips the
+// test when OffEnv is "1".
 func DSN(t testing.TB) string {
 	t.Helper()
+	if os.Getenv(OffEnv) == "1" {
+		t.Skip("needs PostgreSQL; left out because " + OffEnv + "=1 (make test-unit)")
+	}
 	dsn := os.Getenv(DSNEnv)
 	if dsn == "" {
 		t.Fatal(DSNEnv + " is not set: PostgreSQL tests are never skipped; start PostgreSQL and export " +

@@ -141,7 +141,7 @@ func Start(ctx context.Context, o Options) (*Cloud, error) {
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			o.Logger.Error("local AWS stopped", "err", err)
+			o.Logger.Error("local AWS stopped", "error", err)
 		}
 	}()
 	go func() { <-ctx.Done(); c.Close() }()
@@ -268,7 +268,7 @@ func (c *Cloud) credentials(w http.ResponseWriter, r *http.Request) {
 }
 
 // EnvFile is what local agents and the demo need to know, written by
-// `ecsmesh-cp dev run` as DATA_DIR/dev.env.
+// `ecsmesh-dev run` as DATA_DIR/dev.env.
 type EnvFile struct {
 	AdminURL string
 	APIURL   string
@@ -283,7 +283,7 @@ func (c *Cloud) WriteEnvFile(path string, e EnvFile) error {
 		return errors.New("devcloud: the env file needs the CP's server ID (ECSMESH_AWSIAM_SERVER_ID): agents sign it into their logins")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by ecsmesh-cp dev run; the environment of local agents\n")
+	fmt.Fprintf(&b, "# written by ecsmesh-dev run; the environment of local agents\n")
 	fmt.Fprintf(&b, "ECSMESH_DEV_AWS_URL=%s\n", c.URL())
 	fmt.Fprintf(&b, "ECSMESH_DEV_ADMIN_URL=%s\n", e.AdminURL)
 	fmt.Fprintf(&b, "ECSMESH_DEV_ROUTE53_ZONE_ID=%s\n", c.ZoneID())

@@ -2,7 +2,7 @@
 // http.Handler, routed by the service of the SigV4 credential scope (or
 // X-Amz-Target for JSON protocols): STS, IAM, ECS, plus any service a caller
 // registers (the Route53 fake), and ECS task metadata endpoints under
-// /ecs-metadata/<id>/. All share one sigv4.Verifier, so credentials issued
+// /ecs-metadata/<id>/. All share one sigv4check.Verifier, so credentials issued
 // by the Cloud are valid for every service, as in AWS. Tests point the real
 // SDK at it with AWS_ENDPOINT_URL_STS, _IAM, _ECS, _ROUTE_53.
 package fakeaws

@@ -200,7 +200,7 @@ func Run(ctx context.Context, o Options) error {
 				ready.Store("ready", true)
 				if o.Output != "" {
 					if err := WriteJSON(o.Output, client); err != nil {
-						log.Warn("writing received configuration", "err", err)
+						log.Warn("writing received configuration", "error", err)
 					}
 				}
 			}
@@ -212,7 +212,7 @@ func Run(ctx context.Context, o Options) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		log.Warn("ADS stream ended; reconnecting", "err", err, "in", backoff)
+		log.Warn("ADS stream ended; reconnecting", "error", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil

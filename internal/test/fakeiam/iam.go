@@ -3,7 +3,7 @@
 // <Tags><member><Key/><Value/></member></Tags> shape and the real error
 // shapes (NoSuchEntity, SignatureDoesNotMatch, ExpiredToken, Throttling).
 // Requests must be SigV4-signed (service "iam") with credentials the shared
-// sigv4.Verifier issued; GetRole answers from the caller's account.
+// sigv4check.Verifier issued; GetRole answers from the caller's account.
 package fakeiam
 
 import (

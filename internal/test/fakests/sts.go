@@ -31,7 +31,7 @@ const DefaultSessionTTL = time.Hour
 
 const maxBody = 64 << 10
 
-// Roles finds roles; *iam.Fake implements it.
+// Roles finds roles; *fakeiam.Fake implements it.
 type Roles interface {
 	Role(account, name string) (fakeiam.Role, bool)
 }

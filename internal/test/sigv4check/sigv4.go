@@ -71,7 +71,7 @@ func (c Credential) AWS() aws.Credentials {
 		SessionToken:    c.SessionToken,
 		CanExpire:       !c.Expires.IsZero(),
 		Expires:         c.Expires,
-		Source:          "ecsmesh-awsfake",
+		Source:          "ecsmesh-sigv4check",
 	}
 }
 
