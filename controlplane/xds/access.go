@@ -108,7 +108,7 @@ func (a *accessTable) bind(st *stream, id string, bind bool) error {
 	mesh, name := st.claims.Mesh, st.claims.Name
 	revokedAt, err := token.RevokedAt(st.ctx, a.store, mesh, name)
 	if err != nil {
-		a.log.Error("xds: reading the revocation of a dataplane", "node", id, "err", err)
+		a.log.Error("xds: reading the revocation of a dataplane", "node", id, "error", err)
 		return status.Error(codes.Unavailable, "xds: cannot check the dataplane token yet; retry")
 	}
 	a.mu.Lock()
@@ -171,7 +171,7 @@ func (a *accessTable) loadRevocations(ctx context.Context) error {
 	for _, r := range recs {
 		at, err := token.ParseRevocation(r)
 		if err != nil {
-			a.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
+			a.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "error", err)
 			continue
 		}
 		revoked[NodeID(r.Mesh, r.Name)] = at
@@ -201,7 +201,7 @@ func (a *accessTable) applyRevocation(ctx context.Context, k store.Key) {
 		at, err = token.ParseRevocation(rec)
 	}
 	if err != nil {
-		a.log.Error("xds: reading a revocation", "key", k.String(), "err", err)
+		a.log.Error("xds: reading a revocation", "key", k.String(), "error", err)
 		return
 	}
 	a.mu.Lock()
@@ -271,11 +271,11 @@ func (a *accessTable) recheck(ctx context.Context, st *stream, dp *resource.Data
 		a.metrics.recheck.WithLabelValues(recheckOK).Inc()
 	case errors.As(err, &tmp) && tmp.Temporary():
 		a.metrics.recheck.WithLabelValues(recheckUnavailable).Inc()
-		a.log.Warn("xds: cannot re-check the role of a stream; keeping it", "node", st.nodeID, "roleArn", st.claims.RoleARN, "err", err)
+		a.log.Warn("xds: cannot re-check the role of a stream; keeping it", "node", st.nodeID, "roleArn", st.claims.RoleARN, "error", err)
 	case ctx.Err() != nil:
 	default:
 		a.metrics.recheck.WithLabelValues(recheckRevoked).Inc()
-		a.log.Warn("xds: closing stream", "node", st.nodeID, "reason", closedRoleRevoked, "roleArn", st.claims.RoleARN, "err", err)
+		a.log.Warn("xds: closing stream", "node", st.nodeID, "reason", closedRoleRevoked, "roleArn", st.claims.RoleARN, "error", err)
 		st.close(errRoleRevoked)
 	}
 }

@@ -111,7 +111,7 @@ func (a *authenticator) intercept(srv any, ss grpc.ServerStream, info *grpc.Stre
 	claims, err := a.tokens.VerifyDataplaneToken(ss.Context(), raw)
 	if err != nil {
 		a.metrics.refused.WithLabelValues(refusedInvalidToken).Inc()
-		a.log.Warn("xds: stream refused", "reason", refusedInvalidToken, "err", err)
+		a.log.Warn("xds: stream refused", "reason", refusedInvalidToken, "error", err)
 		return status.Error(codes.Unauthenticated, "xds: invalid dataplane token")
 	}
 	ctx, cancel := context.WithCancelCause(ss.Context())

@@ -224,13 +224,3 @@ func (c *meshCache) releaseIdentity(id string) {
 		}
 	}
 }
-
-// forget drops a node with no watches left (its last stream closed and it
-// is no longer stored), releasing its certificate.
-func (c *meshCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ns := c.nodes[id]; ns != nil && ns.node == nil && len(ns.watches) == 0 {
-		delete(c.nodes, id)
-	}
-}

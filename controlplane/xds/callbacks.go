@@ -49,14 +49,14 @@ func (c *streamCallbacks) funcs() serverv3.Callbacks {
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
 				c.metrics.nacks.WithLabelValues(req.GetTypeUrl()).Inc()
-				c.log.Warn("xds: NACK", "stream", id, "node", req.GetNode().GetId(), "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
+				c.log.Warn("xds: NACK", "stream", id, "node", req.GetNode().GetId(), "type", req.GetTypeUrl(), "error", req.GetErrorDetail().GetMessage())
 			}
 			return c.onRequest(id, req.GetNode())
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
 			if req.GetErrorDetail() != nil {
 				c.metrics.nacks.WithLabelValues(req.GetTypeUrl()).Inc()
-				c.log.Warn("xds: NACK", "stream", deltaID(id), "type", req.GetTypeUrl(), "err", req.GetErrorDetail().GetMessage())
+				c.log.Warn("xds: NACK", "stream", deltaID(id), "type", req.GetTypeUrl(), "error", req.GetErrorDetail().GetMessage())
 			}
 			return c.onRequest(deltaID(id), req.GetNode())
 		},
@@ -123,11 +123,11 @@ func (c *streamCallbacks) onRequest(id int64, node *corev3.Node) error {
 	}
 	ctx := context.Background()
 	if err := c.live.sync(ctx, mesh, name); err != nil {
-		c.log.Error("xds: recording session", "node", want, "err", err)
+		c.log.Error("xds: recording session", "node", want, "error", err)
 	}
 	if err := c.identity.ensure(ctx, want); err != nil {
 		c.metrics.refused.WithLabelValues(refusedNoIdentity).Inc()
-		c.log.Error("xds: identity", "node", want, "err", err)
+		c.log.Error("xds: identity", "node", want, "error", err)
 		return status.Error(codes.Unavailable, "xds: cannot issue the dataplane's identity yet")
 	}
 	return nil
@@ -148,6 +148,6 @@ func (c *streamCallbacks) onClosed(id int64) {
 	}
 	c.identity.release(st.nodeID)
 	if err := c.live.sync(context.Background(), st.claims.Mesh, st.claims.Name); err != nil {
-		c.log.Error("xds: recording disconnect", "node", st.nodeID, "err", err)
+		c.log.Error("xds: recording disconnect", "node", st.nodeID, "error", err)
 	}
 }

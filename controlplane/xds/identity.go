@@ -36,7 +36,7 @@ func newIdentityIssuer(o Options, cache *meshCache, log *slog.Logger) *identityI
 func (i *identityIssuer) renew(ctx context.Context, ids []string) {
 	for _, id := range ids {
 		if err := i.ensure(ctx, id); err != nil {
-			i.log.Error("xds: renewing identity", "node", id, "err", err)
+			i.log.Error("xds: renewing identity", "node", id, "error", err)
 		}
 	}
 	i.shared.sweep(i.now())

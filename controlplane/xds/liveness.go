@@ -93,7 +93,7 @@ func (l *liveness) sync(ctx context.Context, mesh, name string) error {
 			delete(l.timers, id)
 			l.mu.Unlock()
 			if err := l.expire(context.Background(), mesh, name, false); err != nil {
-				l.log.Error("xds: removing disconnected dataplane", "node", id, "err", err)
+				l.log.Error("xds: removing disconnected dataplane", "node", id, "error", err)
 			}
 		})
 	})
@@ -113,7 +113,7 @@ func (l *liveness) writeSession(ctx context.Context, mesh, name string) error {
 		doc := sessionDoc{Replicas: map[string]replicaSession{}}
 		if exists {
 			if doc, err = decodeSession(rec.Spec); err != nil {
-				l.log.Warn("xds: replacing unreadable session record", "key", key.String(), "err", err)
+				l.log.Warn("xds: replacing unreadable session record", "key", key.String(), "error", err)
 				doc = sessionDoc{Replicas: map[string]replicaSession{}}
 			}
 		}
@@ -259,7 +259,7 @@ func (l *liveness) sweep(ctx context.Context, dps []store.Key) {
 			continue
 		}
 		if err := l.expire(ctx, k.Mesh, k.Name, true); err != nil {
-			l.log.Error("xds: sweeping dataplane", "mesh", k.Mesh, "dataplane", k.Name, "err", err)
+			l.log.Error("xds: sweeping dataplane", "mesh", k.Mesh, "dataplane", k.Name, "error", err)
 		}
 	}
 }
@@ -275,6 +275,6 @@ func (l *liveness) stop(ctx context.Context) {
 	l.mu.Unlock()
 	err := store.DeleteRecord(ctx, l.o.Store, store.Key{Kind: KindReplica, Name: l.o.InstanceID}, 0)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		l.log.Warn("xds: releasing replica record", "err", err)
+		l.log.Warn("xds: releasing replica record", "error", err)
 	}
 }

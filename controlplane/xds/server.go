@@ -179,13 +179,13 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 					fresh := newWorld(s.src)
 					fresh.builders = w.builders
 					if err := fresh.load(ctx); err != nil {
-						s.log.Error("xds: resync failed", "err", err)
+						s.log.Error("xds: resync failed", "error", err)
 						continue
 					}
 					*w = *fresh
 					dirty[allMeshes] = true
 					if err := s.access.loadRevocations(ctx); err != nil {
-						s.log.Error("xds: resync of revocations failed", "err", err)
+						s.log.Error("xds: resync of revocations failed", "error", err)
 					}
 					continue
 				}
@@ -195,7 +195,7 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 				}
 				d, err := w.apply(ctx, ev)
 				if err != nil {
-					s.log.Error("xds: applying store change", "key", ev.Key.String(), "err", err)
+					s.log.Error("xds: applying store change", "key", ev.Key.String(), "error", err)
 					continue
 				}
 				for m := range d {
@@ -205,7 +205,7 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 			s.rebuild(ctx, w, dirty)
 		case <-beat.C:
 			if err := s.live.heartbeat(ctx); err != nil {
-				s.log.Error("xds: heartbeat", "err", err)
+				s.log.Error("xds: heartbeat", "error", err)
 			}
 		case <-recheck.C:
 			s.access.recheckRoles(ctx)
@@ -245,7 +245,7 @@ func (s *Server) rebuild(ctx context.Context, w *world, dirty map[string]bool) {
 		}
 		m, nodes, err := w.build(mesh)
 		if err != nil {
-			s.log.Error("xds: cannot generate mesh config", "mesh", mesh, "err", err)
+			s.log.Error("xds: cannot generate mesh config", "mesh", mesh, "error", err)
 			continue
 		}
 		gone := s.access.install(mesh, bindingsOf(nodes, w.dps[mesh]), func() []string { return s.cache.setMesh(m, nodes) })

@@ -90,7 +90,7 @@ func (w *world) load(ctx context.Context) error {
 		}
 		for _, r := range recs {
 			if err := w.put(r); err != nil {
-				w.src.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "err", err)
+				w.src.log.Warn("xds: skipping unreadable record", "key", r.Key.String(), "error", err)
 			}
 		}
 	}
@@ -116,7 +116,7 @@ func (w *world) loadVIPs(ctx context.Context, mesh string) error {
 func (w *world) loadBundle(ctx context.Context, mesh string) {
 	b, err := w.src.ca.Bundle(ctx, mesh)
 	if err != nil {
-		w.src.log.Error("xds: trust bundle unavailable", "mesh", mesh, "err", err)
+		w.src.log.Error("xds: trust bundle unavailable", "mesh", mesh, "error", err)
 		return
 	}
 	w.bundles[mesh] = b.PEM
@@ -141,7 +141,7 @@ func (w *world) loadJWKS(ctx context.Context) {
 func (w *world) loadMeshJWKS(ctx context.Context, mesh string) {
 	b, err := w.src.tokens.MeshJWKS(ctx, mesh)
 	if err != nil {
-		w.src.log.Error("xds: JWKS unavailable", "mesh", mesh, "err", err)
+		w.src.log.Error("xds: JWKS unavailable", "mesh", mesh, "error", err)
 		return
 	}
 	w.jwks[mesh] = b
@@ -261,7 +261,7 @@ func (w *world) refresh(ctx context.Context, k store.Key) error {
 		return fmt.Errorf("xds: reading %s: %w", k, err)
 	}
 	if err := w.put(r); err != nil {
-		w.src.log.Warn("xds: skipping unreadable record", "key", k.String(), "err", err)
+		w.src.log.Warn("xds: skipping unreadable record", "key", k.String(), "error", err)
 	}
 	return nil
 }
@@ -271,7 +271,7 @@ func (w *world) refresh(ctx context.Context, k store.Key) error {
 func (w *world) refreshReplicas(ctx context.Context) bool {
 	live, err := listReplicas(ctx, w.src.store)
 	if err != nil {
-		w.src.log.Error("xds: listing replicas", "err", err)
+		w.src.log.Error("xds: listing replicas", "error", err)
 		return false
 	}
 	changed := len(live) != len(w.replicas)
@@ -374,7 +374,7 @@ func (w *world) build(mesh string) (*generate.Mesh, map[string]*generate.Node, e
 	for name, e := range w.dps[mesh] {
 		n, err := b.Node(m, e.dp, w.bindOutbounds(mesh, name, e.dp))
 		if err != nil {
-			w.src.log.Error("xds: cannot generate dataplane config", "mesh", mesh, "dataplane", name, "err", err)
+			w.src.log.Error("xds: cannot generate dataplane config", "mesh", mesh, "dataplane", name, "error", err)
 			continue
 		}
 		nodes[name] = n

@@ -77,7 +77,7 @@ func (c *Client) runSotw(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			ver := c.versions[typ]
 			c.notify()
 			c.mu.Unlock()
-			c.log.Warn("adsclient: NACK", "type", typ, "err", verr)
+			c.log.Warn("adsclient: NACK", "type", typ, "error", verr)
 			if err := st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, VersionInfo: ver, ResponseNonce: resp.GetNonce(), ResourceNames: names, ErrorDetail: nackStatus(verr)}); err != nil {
 				return statusOf(err, func() error { _, err := st.Recv(); return err })
 			}
