@@ -2,7 +2,9 @@ package resource
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/ecsmesh/ecsmesh/api/validation"
 )
@@ -234,7 +236,7 @@ func validateServiceTags(p validation.Path, tags map[string]string, inbound bool
 			verr.Add(p.Key(TagProtocol), "must be one of http, http2, grpc, tcp")
 		}
 	}
-	for _, k := range sortedKeys(tags) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		if k == "" {
 			verr.Add(p.Key(k), "key must not be empty")
 		} else if tags[k] == "" {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -324,7 +326,7 @@ func unknownFields(t reflect.Type, v any, path string, verr *validation.Error) [
 			return nil
 		}
 		fields := jsonFields(t)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			p := joinPath(path, k)
 			ft, known := fields[k]
 			if !known {
@@ -346,7 +348,7 @@ func unknownFields(t reflect.Type, v any, path string, verr *validation.Error) [
 		}
 	case reflect.Map:
 		if m, ok := v.(map[string]any); ok && t.Elem().Kind() != reflect.String {
-			for _, k := range sortedKeys(m) {
+			for _, k := range slices.Sorted(maps.Keys(m)) {
 				warns = append(warns, unknownFields(t.Elem(), m[k], path+"["+fmt.Sprintf("%q", k)+"]", verr)...)
 			}
 		}

@@ -1,7 +1,6 @@
 package resource
 
 import (
-	"sort"
 	"strings"
 )
 
@@ -71,14 +70,5 @@ func KindNames() []string {
 	for i, k := range kinds {
 		out[i] = k.Name
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

@@ -8,7 +8,9 @@ package resource
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,7 +112,7 @@ func validateMeta(m *Meta, scope Scope, verr *validation.Error) {
 }
 
 func validateLabels(p validation.Path, labels map[string]string, verr *validation.Error) {
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if k == "" || len(k) > 253 || strings.ContainsAny(k, " \t\n") {
 			verr.Add(p.Key(k), "key must be 1-253 characters without spaces")
 		}

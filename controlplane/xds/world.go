@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
-	"sort"
+	"slices"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
@@ -322,25 +323,16 @@ func (w *world) input(mesh string) *generate.Input {
 			in.Online[name] = true
 		}
 	}
-	for _, names := range sortedKeys(w.identities[mesh]) {
+	for _, names := range slices.Sorted(maps.Keys(w.identities[mesh])) {
 		in.Identities = append(in.Identities, w.identities[mesh][names])
 	}
-	for _, names := range sortedKeys(w.mtps[mesh]) {
+	for _, names := range slices.Sorted(maps.Keys(w.mtps[mesh])) {
 		in.Permissions = append(in.Permissions, w.mtps[mesh][names])
 	}
-	for _, name := range sortedKeys(w.gens) {
+	for _, name := range slices.Sorted(maps.Keys(w.gens)) {
 		in.Generators = append(in.Generators, w.gens[name])
 	}
 	return in
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // bindOutbounds reports whether a dataplane gets every VIP listener.
