@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ecsmesh/ecsmesh/filter"
 	"github.com/ecsmesh/ecsmesh/internal/dev/devdemo"
 )
 
@@ -87,7 +88,7 @@ func devDemo(ctx context.Context, env Env, dataDir, adminAddr string) error {
 		return fmt.Errorf("demo: %w (agent logs: %s)", err, filepath.Join(dataDir, "demo", "*", "agent.log"))
 	}
 	fprintf(env.Stdout, "\nDone: routed to cluster %q, permitted then refused (%d), forged login refused (%d %s).\n",
-		res.Routed.Headers["x-ecsmesh-cluster"], res.Refused.Status, res.ForgedStatus, res.ForgedReason)
+		res.Routed.Headers[filter.HeaderCluster], res.Refused.Status, res.ForgedStatus, res.ForgedReason)
 	return nil
 }
 

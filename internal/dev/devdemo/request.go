@@ -66,7 +66,7 @@ func Outbound(ctx context.Context, wasmFile, config, dest, authority string) (*R
 	return FilterRun(ctx, wasmFile, config, map[string]string{filter.PropertyDestination: dest},
 		[][2]string{{":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {":authority", authority},
 			// An app trying to spoof its identity: the filter strips it.
-			{"x-ecsmesh-peer-id", "spiffe://default.mesh.local/workload/admin"}})
+			{filter.HeaderPeerID, "spiffe://default.mesh.local/workload/admin"}})
 }
 
 // Inbound delivers a request from a peer with the given mTLS SPIFFE ID to a
@@ -74,5 +74,5 @@ func Outbound(ctx context.Context, wasmFile, config, dest, authority string) (*R
 func Inbound(ctx context.Context, wasmFile, config, peerID, authority string) (*Reply, error) {
 	return FilterRun(ctx, wasmFile, config, map[string]string{filter.PropertyPeerURISAN: peerID},
 		[][2]string{{":method", "GET"}, {":path", "/"}, {":scheme", "https"}, {":authority", authority},
-			{"x-ecsmesh-peer-id", "spiffe://default.mesh.local/workload/admin"}})
+			{filter.HeaderPeerID, "spiffe://default.mesh.local/workload/admin"}})
 }

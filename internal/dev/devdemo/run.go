@@ -136,8 +136,8 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	res.Routed = routed
-	d.Detail("web outbound: dialed %s:8080 → x-ecsmesh-cluster: %s, x-ecsmesh-identity: %s", vip, routed.Headers["x-ecsmesh-cluster"], clip(routed.Headers["x-ecsmesh-identity"], 40))
-	d.Detail("web outbound: spoofed x-ecsmesh-peer-id from the app stripped: %q", routed.Headers["x-ecsmesh-peer-id"])
+	d.Detail("web outbound: dialed %s:8080 → x-ecsmesh-cluster: %s, x-ecsmesh-identity: %s", vip, routed.Headers[filter.HeaderCluster], clip(routed.Headers[filter.HeaderIdentity], 40))
+	d.Detail("web outbound: spoofed x-ecsmesh-peer-id from the app stripped: %q", routed.Headers[filter.HeaderPeerID])
 	inCfg, _ := res.Received["redis"].Filter("ecsmesh-inbound")
 	webID := "spiffe://default.mesh.local/workload/web"
 	allowed, err := Inbound(ctx, d.o.WasmFile, inCfg, webID, "redis.mesh.local:8080")
@@ -146,7 +146,7 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}
 	res.Allowed = allowed
 	d.Detail("redis inbound: mTLS peer %s → allowed (AllowMesh); x-ecsmesh-peer-id: %s, x-forwarded-client-cert: %s",
-		webID, allowed.Headers["x-ecsmesh-peer-id"], allowed.Headers["x-forwarded-client-cert"])
+		webID, allowed.Headers[filter.HeaderPeerID], allowed.Headers[filter.HeaderXFCC])
 
 	d.Progress("Permission: apply MeshTrafficPermission deny-web-to-redis; redis's sidecar gets it over ECDS, no restart")
 	if err := d.Apply(ctx, DenyWebToRedis); err != nil {
