@@ -162,7 +162,7 @@ func TestAttacks(t *testing.T) {
 		{name: "role deleted", setup: func(e *env) { e.cloud.IAM.DeleteRole(acct, "web") }, status: 403, reason: auth.ReasonRoleNotFound},
 		// 12. tags.
 		{name: "missing kuma.io/type", setup: withTags(tagsWithout("kuma.io/type")), status: 403, reason: auth.ReasonRoleTypeInvalid},
-		{name: "kuma.io/type of another proxy type", setup: withTags(tagsWith("kuma.io/type", "ingress")), status: 403, reason: auth.ReasonRoleTypeInvalid},
+		{name: "kuma.io/type of another proxy type", setup: withTags(tagsWith("kuma.io/type", "ingress")), status: 403, reason: auth.ReasonZoneIngress},
 		{name: "missing kuma.io/mesh", setup: withTags(tagsWithout("kuma.io/mesh")), status: 403, reason: auth.ReasonRoleMeshMismatch},
 		{name: "kuma.io/mesh for another mesh", setup: withTags(tagsWith("kuma.io/mesh", "payments")), status: 403, reason: auth.ReasonRoleMeshMismatch},
 		{name: "kuma.io/service not covering an inbound", setup: withTags(tagsWith("kuma.io/service", "api")), status: 403, reason: auth.ReasonRoleService},

@@ -52,6 +52,10 @@ func (v *Verifier) authorize(ctx context.Context, req LoginRequest, dp *resource
 	if !bootstrap {
 		dp = stored
 	}
+	// Zone ingress belongs to multi-zone, which ecsmesh does not run.
+	if req.ProxyType == resource.ProxyTypeIngress || role.Tags[resource.TagType] == resource.ProxyTypeIngress {
+		return nil, forbidden(ReasonZoneIngress, fmt.Sprintf("IAM role %s: kuma.io/type ingress is a zone ingress of a multi-zone deployment, which ecsmesh does not support (one zone per control plane); run sidecars with roles tagged kuma.io/type dataplane", role.ARN))
+	}
 	// Proxy types: a Dataplane is run by a dataplane role, and a login for
 	// a stored one acts as the type it was admitted with.
 	if req.ProxyType != resource.ProxyTypeDataplane || dp.ProxyType() != req.ProxyType {

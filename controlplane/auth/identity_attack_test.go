@@ -145,7 +145,7 @@ func TestIdentityAttacks(t *testing.T) {
 		}, status: 403, reason: auth.ReasonOnboardingNeedsECSCheck},
 		// 14. Proxy type confusion.
 		{name: "ingress role acting as a dataplane", setup: func(e *env) { setTags(e, tags("kuma.io/type", "ingress")) },
-			req: func(r *auth.LoginRequest) { r.ProxyType = "ingress" }, status: 403, reason: auth.ReasonProxyType},
+			req: func(r *auth.LoginRequest) { r.ProxyType = "ingress" }, status: 403, reason: auth.ReasonZoneIngress},
 		{name: "egress role bootstrapping a Dataplane", setup: func(e *env) { setTags(e, tags("kuma.io/type", "egress")) },
 			dp:  func(e *env) *resource.Dataplane { return e.webAs("web-2") },
 			req: func(r *auth.LoginRequest) { r.ProxyType = "egress"; r.Name = "web-2" }, status: 403, reason: auth.ReasonProxyType},

@@ -75,6 +75,11 @@ const (
 	// ReasonProxyType: the role's proxy type cannot act for this
 	// Dataplane (ingress and egress roles cannot run a Dataplane).
 	ReasonProxyType = "proxy_type_mismatch"
+	// ReasonZoneIngress: the login is for, or the role is tagged, Kuma's
+	// zone ingress (kuma.io/type: ingress), which only exists in Kuma's
+	// multi-zone deployments; ecsmesh runs one zone and refuses it rather
+	// than admitting a proxy it would give no configuration.
+	ReasonZoneIngress = "zone_ingress_not_supported"
 	// 13. ECS task (403; 503 when ECS is unavailable).
 	ReasonECSTaskNotFound   = "ecs_task_not_found"
 	ReasonECSTaskNotRunning = "ecs_task_not_running"
