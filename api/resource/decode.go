@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
 	"regexp"
-	"slices"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -230,20 +227,17 @@ func decodeOne(raw []byte) (Object, []string, *validation.Error) {
 			generic["spec"] = spec
 		}
 	}
+	verr := &validation.Error{}
+	// The walk reports unknown fields and wrongly typed values with their
+	// full paths and drops the wrongly typed ones, so that decoding the
+	// rest succeeds and Validate reports everything else in the same round.
+	warns, _ := unknownFields(reflect.TypeOf(obj), generic, "", docsHint(obj), verr)
 	normalized, err := json.Marshal(generic)
 	if err != nil {
 		return nil, nil, single("", err.Error())
 	}
-	verr := &validation.Error{}
-	if err := json.Unmarshal(normalized, obj); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			// encoding/json names the field without list indexes; the
-			// walk below pins it down, so only report what it cannot.
-			verr.Add(validation.Root().Field(te.Field), fmt.Sprintf("must be a %s, got a %s", jsonKind(te.Type), te.Value))
-		} else if !strings.Contains(err.Error(), "duration string") {
-			verr.Add(validation.Root(), strings.TrimPrefix(err.Error(), "json: "))
-		}
+	if err := json.Unmarshal(normalized, obj); err != nil && verr.Empty() {
+		verr.Add(validation.Root(), strings.TrimPrefix(err.Error(), "json: "))
 	}
 	obj.GetMeta().Type = kind.Name
 	m := obj.GetMeta()
@@ -251,7 +245,6 @@ func decodeOne(raw []byte) (Object, []string, *validation.Error) {
 	if dp, ok := obj.(*Dataplane); ok {
 		dp.Owner = nil // output only: the control plane decides who owns a Dataplane
 	}
-	warns := unknownFields(reflect.TypeOf(obj), generic, "", verr)
 	if v := obj.Validate(); v != nil {
 		verr.Violations = append(verr.Violations, v.Violations...)
 	}
@@ -259,24 +252,6 @@ func decodeOne(raw []byte) (Object, []string, *validation.Error) {
 		return obj, nil, verr
 	}
 	return obj, warns, nil
-}
-
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint32, reflect.Uint64:
-		return "whole number"
-	case reflect.Float64, reflect.Float32:
-		return "number"
-	case reflect.String:
-		return "string"
-	case reflect.Bool:
-		return "boolean"
-	case reflect.Slice:
-		return "list"
-	case reflect.Map, reflect.Struct:
-		return "object"
-	}
-	return t.String()
 }
 
 // ignoredKumaFields are Kuma fields a Kong Mesh user's files may carry that
@@ -302,81 +277,6 @@ var ignoredKumaFields = map[string]string{
 	"networking.outbound.backendRef":  "outbounds are named by kuma.io/service",
 	"probes":                          "not supported",
 	"spec.provider":                   "ecsmesh always uses its built-in CA",
-}
-
-// unknownFields walks the input against the Go type and returns a warning
-// per ignored Kuma field; other unknown fields become violations.
-func unknownFields(t reflect.Type, v any, path string, verr *validation.Error) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	var warns []string
-	switch t.Kind() {
-	case reflect.Struct:
-		if t == reflect.TypeOf(Duration{}) {
-			var d Duration
-			b, _ := json.Marshal(v)
-			if err := d.UnmarshalJSON(b); err != nil {
-				verr.Add(validation.Root().Field(path), err.Error())
-			}
-			return nil
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		fields := jsonFields(t)
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			p := joinPath(path, k)
-			ft, known := fields[k]
-			if !known {
-				plain := stripIndexes(p)
-				if why, ok := ignoredKumaFields[plain]; ok {
-					warns = append(warns, fmt.Sprintf("%s: ignored (%s)", p, why))
-				} else {
-					verr.Add(validation.Root().Field(p), "unknown field; check its spelling against docs/reference.md#resources")
-				}
-				continue
-			}
-			warns = append(warns, unknownFields(ft, m[k], p, verr)...)
-		}
-	case reflect.Slice:
-		if l, ok := v.([]any); ok {
-			for i, e := range l {
-				warns = append(warns, unknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i), verr)...)
-			}
-		}
-	case reflect.Map:
-		if m, ok := v.(map[string]any); ok && t.Elem().Kind() != reflect.String {
-			for _, k := range slices.Sorted(maps.Keys(m)) {
-				warns = append(warns, unknownFields(t.Elem(), m[k], path+"["+fmt.Sprintf("%q", k)+"]", verr)...)
-			}
-		}
-	}
-	sort.Strings(warns)
-	return warns
-}
-
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if f.Anonymous {
-			for k, v := range jsonFields(f.Type) {
-				out[k] = v
-			}
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	return out
 }
 
 func joinPath(path, k string) string {

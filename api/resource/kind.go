@@ -12,6 +12,14 @@ const (
 	KindHostnameGenerator     = "HostnameGenerator"
 	KindMeshTrafficPermission = "MeshTrafficPermission"
 	KindOnboardingPolicy      = "OnboardingPolicy"
+	KindMeshTimeout           = "MeshTimeout"
+	KindMeshRetry             = "MeshRetry"
+	KindMeshCircuitBreaker    = "MeshCircuitBreaker"
+	KindMeshHealthCheck       = "MeshHealthCheck"
+	KindMeshHTTPRoute         = "MeshHTTPRoute"
+	KindMeshTCPRoute          = "MeshTCPRoute"
+	KindMeshRateLimit         = "MeshRateLimit"
+	KindMeshFaultInjection    = "MeshFaultInjection"
 )
 
 // Scope says whether a kind lives inside a mesh.
@@ -47,6 +55,14 @@ var kinds = []KindInfo{
 	{KindHostnameGenerator, "hostnamegenerators", ScopeGlobal, func() Object { return &HostnameGenerator{} }},
 	{KindMeshTrafficPermission, "meshtrafficpermissions", ScopeMesh, func() Object { return &MeshTrafficPermission{} }},
 	{KindOnboardingPolicy, "onboardingpolicies", ScopeEither, func() Object { return &OnboardingPolicy{} }},
+	{KindMeshTimeout, "meshtimeouts", ScopeMesh, func() Object { return &MeshTimeout{} }},
+	{KindMeshRetry, "meshretries", ScopeMesh, func() Object { return &MeshRetry{} }},
+	{KindMeshCircuitBreaker, "meshcircuitbreakers", ScopeMesh, func() Object { return &MeshCircuitBreaker{} }},
+	{KindMeshHealthCheck, "meshhealthchecks", ScopeMesh, func() Object { return &MeshHealthCheck{} }},
+	{KindMeshHTTPRoute, "meshhttproutes", ScopeMesh, func() Object { return &MeshHTTPRoute{} }},
+	{KindMeshTCPRoute, "meshtcproutes", ScopeMesh, func() Object { return &MeshTCPRoute{} }},
+	{KindMeshRateLimit, "meshratelimits", ScopeMesh, func() Object { return &MeshRateLimit{} }},
+	{KindMeshFaultInjection, "meshfaultinjections", ScopeMesh, func() Object { return &MeshFaultInjection{} }},
 }
 
 // Kinds lists every kind, in a stable order.

@@ -1,8 +1,11 @@
 // Package resource is ecsmesh's resource model: Mesh, Dataplane,
 // MeshIdentity, HostnameGenerator, MeshTrafficPermission and
-// OnboardingPolicy, in Kuma-compatible YAML/JSON, with validation that
-// collects every violation and its field path. docs/reference.md lists
-// every kind and field.
+// OnboardingPolicy, and the traffic policies (MeshTimeout, MeshRetry,
+// MeshCircuitBreaker, MeshHealthCheck, MeshHTTPRoute, MeshTCPRoute,
+// MeshRateLimit, MeshFaultInjection), in Kuma-compatible YAML/JSON, with
+// validation that collects every violation and its field path.
+// docs/reference.md lists every kind and field; docs/policies.md the
+// policies.
 package resource
 
 import (
