@@ -102,7 +102,7 @@ func (p *MeshCircuitBreaker) TopTargetRef() PolicyTargetRef { return topTargetRe
 
 // Entries implements Policy.
 func (p *MeshCircuitBreaker) Entries() (to, from []PolicyEntry) {
-	return itemEntries(p.Spec.To), append(itemEntries(p.Spec.From), ruleEntries(p.Spec.Rules)...)
+	return itemEntries("to", p.Spec.To), append(itemEntries("from", p.Spec.From), ruleEntries(p.Spec.Rules)...)
 }
 
 // Validate implements Object.

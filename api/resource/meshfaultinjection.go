@@ -84,7 +84,7 @@ func (p *MeshFaultInjection) TopTargetRef() PolicyTargetRef { return topTargetRe
 
 // Entries implements Policy.
 func (p *MeshFaultInjection) Entries() (to, from []PolicyEntry) {
-	return nil, itemEntries(p.Spec.From)
+	return nil, itemEntries("from", p.Spec.From)
 }
 
 // Validate implements Object.

@@ -145,8 +145,8 @@ func (p *MeshHTTPRoute) TopTargetRef() PolicyTargetRef { return topTargetRef(p.S
 
 // Entries implements Policy: each to entry's Default is its []HTTPRouteRule.
 func (p *MeshHTTPRoute) Entries() (to, from []PolicyEntry) {
-	for _, t := range p.Spec.To {
-		to = append(to, PolicyEntry{TargetRef: t.TargetRef, Default: t.Rules})
+	for i, t := range p.Spec.To {
+		to = append(to, PolicyEntry{Field: "to", Index: i, TargetRef: t.TargetRef, Default: t.Rules})
 	}
 	return to, nil
 }

@@ -75,7 +75,7 @@ func (p *MeshRateLimit) TopTargetRef() PolicyTargetRef { return topTargetRef(p.S
 
 // Entries implements Policy.
 func (p *MeshRateLimit) Entries() (to, from []PolicyEntry) {
-	return nil, append(itemEntries(p.Spec.From), ruleEntries(p.Spec.Rules)...)
+	return nil, append(itemEntries("from", p.Spec.From), ruleEntries(p.Spec.Rules)...)
 }
 
 // Validate implements Object.

@@ -115,7 +115,7 @@ var grpcRetryOn = map[string]bool{"Canceled": true, "DeadlineExceeded": true, "I
 func (p *MeshRetry) TopTargetRef() PolicyTargetRef { return topTargetRef(p.Spec.TargetRef) }
 
 // Entries implements Policy.
-func (p *MeshRetry) Entries() (to, from []PolicyEntry) { return itemEntries(p.Spec.To), nil }
+func (p *MeshRetry) Entries() (to, from []PolicyEntry) { return itemEntries("to", p.Spec.To), nil }
 
 // Validate implements Object.
 func (p *MeshRetry) Validate() *validation.Error {

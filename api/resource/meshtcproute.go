@@ -41,12 +41,12 @@ func (p *MeshTCPRoute) TopTargetRef() PolicyTargetRef { return topTargetRef(p.Sp
 // Entries implements Policy: each to entry's Default is its TCPRouteConf,
 // the destination itself with weight 1 when it has no rule.
 func (p *MeshTCPRoute) Entries() (to, from []PolicyEntry) {
-	for _, t := range p.Spec.To {
+	for i, t := range p.Spec.To {
 		conf := TCPRouteConf{BackendRefs: []BackendRef{{Kind: TargetMeshService, Name: t.TargetRef.Name}}}
 		if len(t.Rules) > 0 {
 			conf = t.Rules[0].Default
 		}
-		to = append(to, PolicyEntry{TargetRef: t.TargetRef, Default: conf})
+		to = append(to, PolicyEntry{Field: "to", Index: i, TargetRef: t.TargetRef, Default: conf})
 	}
 	return to, nil
 }

@@ -54,7 +54,7 @@ func (p *MeshTimeout) TopTargetRef() PolicyTargetRef { return topTargetRef(p.Spe
 
 // Entries implements Policy.
 func (p *MeshTimeout) Entries() (to, from []PolicyEntry) {
-	return itemEntries(p.Spec.To), append(itemEntries(p.Spec.From), ruleEntries(p.Spec.Rules)...)
+	return itemEntries("to", p.Spec.To), append(itemEntries("from", p.Spec.From), ruleEntries(p.Spec.Rules)...)
 }
 
 // Validate implements Object.

@@ -50,6 +50,10 @@ type Policy interface {
 
 // PolicyEntry is one to or from entry of a policy, kind-independent.
 type PolicyEntry struct {
+	// Field and Index locate the entry in the policy: to[0], from[1],
+	// rules[0].
+	Field string
+	Index int
 	// TargetRef is the destination (to) or the caller (from).
 	TargetRef PolicyTargetRef
 	// Default is the kind's conf, by value.
@@ -103,11 +107,11 @@ func topTargetRef(ref *PolicyTargetRef) PolicyTargetRef {
 	return *ref
 }
 
-// itemEntries turns items into kind-independent entries.
-func itemEntries[C any](items []PolicyItem[C]) []PolicyEntry {
+// itemEntries turns the items of field into kind-independent entries.
+func itemEntries[C any](field string, items []PolicyItem[C]) []PolicyEntry {
 	out := make([]PolicyEntry, 0, len(items))
-	for _, it := range items {
-		out = append(out, PolicyEntry{TargetRef: it.TargetRef, Default: it.Default})
+	for i, it := range items {
+		out = append(out, PolicyEntry{Field: field, Index: i, TargetRef: it.TargetRef, Default: it.Default})
 	}
 	return out
 }
@@ -115,8 +119,8 @@ func itemEntries[C any](items []PolicyItem[C]) []PolicyEntry {
 // ruleEntries turns spec.rules into entries from the whole Mesh.
 func ruleEntries[C any](rules []PolicyRule[C]) []PolicyEntry {
 	out := make([]PolicyEntry, 0, len(rules))
-	for _, r := range rules {
-		out = append(out, PolicyEntry{TargetRef: PolicyTargetRef{Kind: TargetMesh}, Default: r.Default})
+	for i, r := range rules {
+		out = append(out, PolicyEntry{Field: "rules", Index: i, TargetRef: PolicyTargetRef{Kind: TargetMesh}, Default: r.Default})
 	}
 	return out
 }

@@ -61,6 +61,8 @@ var rules = []rule{
 		"the filter core is SDK-free and self-contained (it compiles to Wasm)"},
 	{"./controlplane/xds/generate/...", []string{"controlplane/dns", "controlplane/store", "controlplane/vip", "github.com/aws/aws-sdk-go-v2"},
 		"the generator is pure: no store, no VIP allocator, no DNS reconciler, no AWS SDK (hostname rendering is in api/resource)"},
+	{"./controlplane/policy/...", []string{"controlplane/", "bootstrap/", "internal/", "bench/", "filter", "github.com/aws/aws-sdk-go-v2", "github.com/envoyproxy", "google.golang.org/grpc"},
+		"the policy resolution is pure: it reads api/resource values and nothing else (no store, no xDS, no AWS)"},
 }
 
 func TestImportLayering(t *testing.T) {
