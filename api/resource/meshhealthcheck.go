@@ -88,7 +88,9 @@ type HealthCheckGRPC struct {
 func (p *MeshHealthCheck) TopTargetRef() PolicyTargetRef { return topTargetRef(p.Spec.TargetRef) }
 
 // Entries implements Policy.
-func (p *MeshHealthCheck) Entries() (to, from []PolicyEntry) { return itemEntries("to", p.Spec.To), nil }
+func (p *MeshHealthCheck) Entries() (to, from []PolicyEntry) {
+	return itemEntries("to", p.Spec.To), nil
+}
 
 // Validate implements Object.
 func (p *MeshHealthCheck) Validate() *validation.Error {
