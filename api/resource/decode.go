@@ -231,7 +231,7 @@ func decodeOne(raw []byte) (Object, []string, *validation.Error) {
 	// The walk reports unknown fields and wrongly typed values with their
 	// full paths and drops the wrongly typed ones, so that decoding the
 	// rest succeeds and Validate reports everything else in the same round.
-	warns, _ := unknownFields(reflect.TypeOf(obj), generic, "", docsHint(obj), verr)
+	warns, _ := unknownFields(reflect.TypeOf(obj), generic, "", walkKindOf(obj), verr)
 	normalized, err := json.Marshal(generic)
 	if err != nil {
 		return nil, nil, single("", err.Error())

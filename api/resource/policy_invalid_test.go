@@ -51,6 +51,14 @@ var invalidPolicies = []struct {
 		"spec.to[0].default: must set at least one timeout",
 	}},
 
+	{"fields other kinds ignore with a warning are errors in a policy", head("MeshTimeout") + `
+  provider: {type: Bundled}
+  to:
+  - targetRef: {kind: Mesh}
+    default: {idleTimeout: 1s}`, []string{
+		"spec.provider: unknown field; check its spelling against docs/policies.md",
+	}},
+
 	// Target references.
 	{"targetRef kinds: missing, unknown, refused", head("MeshRetry") + `
   targetRef: {kind: MeshGateway, name: edge}

@@ -18,7 +18,7 @@ import (
 // with the field's full path: an unknown field (most likely a typo), a Kuma
 // field ecsmesh refuses (a blank field tagged `refused:"name" why:"..."`), or a
 // value of the wrong JSON type (a string for a number, -1 for a count).
-func unknownFields(t reflect.Type, v any, path, hint string, verr *validation.Error) (warns []string, bad bool) {
+func unknownFields(t reflect.Type, v any, path string, wk walkKind, verr *validation.Error) (warns []string, bad bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -50,24 +50,23 @@ func unknownFields(t reflect.Type, v any, path, hint string, verr *validation.Er
 			case known && f.unsupported != "":
 				verr.Add(validation.Root().Field(p), "not supported by ecsmesh: "+f.unsupported)
 			case known:
-				w, bad := unknownFields(f.typ, m[k], p, hint, verr)
+				w, bad := unknownFields(f.typ, m[k], p, wk, verr)
 				warns = append(warns, w...)
 				if bad {
 					delete(m, k)
 				}
 			default:
-				plain := stripIndexes(p)
-				if why, ok := ignoredKumaFields[plain]; ok {
+				if why, ok := wk.ignored[stripIndexes(p)]; ok {
 					warns = append(warns, fmt.Sprintf("%s: ignored (%s)", p, why))
 				} else {
-					verr.Add(validation.Root().Field(p), "unknown field; check its spelling against "+hint)
+					verr.Add(validation.Root().Field(p), "unknown field; check its spelling against "+wk.docs)
 				}
 			}
 		}
 	case reflect.Slice:
 		l := v.([]any)
 		for i, e := range l {
-			w, bad := unknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i), hint, verr)
+			w, bad := unknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i), wk, verr)
 			warns = append(warns, w...)
 			if bad {
 				l[i] = nil
@@ -76,7 +75,7 @@ func unknownFields(t reflect.Type, v any, path, hint string, verr *validation.Er
 	case reflect.Map:
 		m := v.(map[string]any)
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			w, bad := unknownFields(t.Elem(), m[k], path+"["+fmt.Sprintf("%q", k)+"]", hint, verr)
+			w, bad := unknownFields(t.Elem(), m[k], path+"["+fmt.Sprintf("%q", k)+"]", wk, verr)
 			warns = append(warns, w...)
 			if bad {
 				delete(m, k)
@@ -87,12 +86,22 @@ func unknownFields(t reflect.Type, v any, path, hint string, verr *validation.Er
 	return warns, false
 }
 
-// docsHint is the page an unknown-field message sends the reader to.
-func docsHint(obj Object) string {
+// walkKind is what the walk needs of the kind decoded.
+type walkKind struct {
+	// docs is the page an unknown-field message sends the reader to.
+	docs string
+	// ignored are the Kuma fields accepted with a warning.
+	ignored map[string]string
+}
+
+// walkKindOf returns the walk's view of obj's kind: policies ignore no
+// field (every unknown one is an error) and are documented in
+// docs/policies.md.
+func walkKindOf(obj Object) walkKind {
 	if _, ok := obj.(Policy); ok {
-		return "docs/policies.md"
+		return walkKind{docs: "docs/policies.md"}
 	}
-	return "docs/reference.md#resources"
+	return walkKind{docs: "docs/reference.md#resources", ignored: ignoredKumaFields}
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
