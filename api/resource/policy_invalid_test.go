@@ -28,7 +28,8 @@ var invalidPolicies = []struct {
 	{"wrong types with their paths", head("MeshRetry") + `
   to:
   - targetRef: {kind: Mesh}
-    default: {http: {numRetries: "three", retryOn: 5xx}, tcp: {maxConnectAttempt: -1}}`, []string{
+    default: {http: {numRetries: "three", retryOn: 5xx, hostSelectionMaxAttempts: 1.5}, tcp: {maxConnectAttempt: -1}}`, []string{
+		"spec.to[0].default.http.hostSelectionMaxAttempts: must be a whole number, got 1.5",
 		"spec.to[0].default.http.numRetries: must be a whole number, got a string",
 		"spec.to[0].default.http.retryOn: must be a list, got a string",
 		"spec.to[0].default.tcp.maxConnectAttempt: must be a whole number from 0 to 4294967295, got -1",

@@ -131,7 +131,10 @@ func typeMismatch(t reflect.Type, v any) string {
 			break
 		}
 		lo, hi := intRange(t)
-		if f != math.Trunc(f) || f < lo || f > hi {
+		switch {
+		case f != math.Trunc(f):
+			return fmt.Sprintf("must be a whole number, got %v", f)
+		case f < lo || f > hi:
 			return fmt.Sprintf("must be a whole number from %.0f to %.0f, got %v", lo, hi, f)
 		}
 		return ""
