@@ -189,7 +189,9 @@ type SubsetConf[C any] struct {
 // BySubset merges, for each distinct subset of r (the most specific
 // first), the entries that apply to it: what a destination or caller
 // carrying exactly those tags gets. The last element, for the whole mesh,
-// is present when an entry targets the Mesh.
+// is present when an entry targets the Mesh. A caller carrying the tags of
+// two subsets neither of which contains the other gets Conf(r, its tags),
+// which merges both; BySubset does not list that combination.
 func BySubset[C any](r Rules) ([]SubsetConf[C], error) {
 	var out []SubsetConf[C]
 	for _, s := range r.Subsets() {
