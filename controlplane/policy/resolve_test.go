@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,7 +161,7 @@ func destinations(dps []*resource.Dataplane, byKind map[string][]resource.Policy
 func destName(s Subset) string {
 	name := s[resource.TagService]
 	var tags []string
-	for _, k := range sortedKeys(s) {
+	for _, k := range slices.Sorted(maps.Keys(s)) {
 		if k != resource.TagService {
 			tags = append(tags, k+"="+s[k])
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -134,7 +135,7 @@ func (r Rules) Subsets() []Subset {
 
 func subsetKey(s Subset) string {
 	var b strings.Builder
-	for _, k := range sortedKeys(s) {
+	for _, k := range slices.Sorted(maps.Keys(s)) {
 		b.WriteString(k + "=" + s[k] + ";")
 	}
 	return b.String()
@@ -251,13 +252,4 @@ func mergePatch(dst, patch map[string]any) {
 			dst[k] = v
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
