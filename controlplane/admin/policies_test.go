@@ -82,7 +82,7 @@ func TestPolicyKindsThroughTheAPI(t *testing.T) {
 		Items    []json.RawMessage `json:"items"`
 		Warnings []string          `json:"warnings"`
 	}
-	if err := json.Unmarshal([]byte(body), &applied); err != nil || len(applied.Items) != len(docs) || len(applied.Warnings) != 0 {
+	if err := json.Unmarshal([]byte(body), &applied); err != nil || len(applied.Items) != len(docs) || len(applied.Warnings) != len(docs)-1 { // every policy (all but the Mesh) warns it is not enforced yet
 		t.Fatalf("apply answered %d items, warnings %v (%v): %s", len(applied.Items), applied.Warnings, err, body)
 	}
 	for _, p := range onePolicyOfEachKind {
