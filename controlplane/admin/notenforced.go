@@ -11,14 +11,8 @@ import (
 // Applying one answers a warning, so nobody mistakes a stored policy for
 // an enforced one; a kind leaves this set when its generator lands.
 var pendingKinds = map[string]bool{
-	resource.KindMeshTimeout:        true,
-	resource.KindMeshRetry:          true,
-	resource.KindMeshCircuitBreaker: true,
-	resource.KindMeshHealthCheck:    true,
-	resource.KindMeshHTTPRoute:      true,
-	resource.KindMeshTCPRoute:       true,
-	resource.KindMeshRateLimit:      true,
-	resource.KindMeshFaultInjection: true,
+	resource.KindMeshHTTPRoute: true,
+	resource.KindMeshTCPRoute:  true,
 }
 
 // notEnforced returns the warning for obj when its kind is pending.

@@ -82,8 +82,19 @@ func TestPolicyKindsThroughTheAPI(t *testing.T) {
 		Items    []json.RawMessage `json:"items"`
 		Warnings []string          `json:"warnings"`
 	}
-	if err := json.Unmarshal([]byte(body), &applied); err != nil || len(applied.Items) != len(docs) || len(applied.Warnings) != len(docs)-1 { // every policy (all but the Mesh) warns it is not enforced yet
-		t.Fatalf("apply answered %d items, warnings %v (%v): %s", len(applied.Items), applied.Warnings, err, body)
+	if err := json.Unmarshal([]byte(body), &applied); err != nil || len(applied.Items) != len(docs) {
+		t.Fatalf("apply answered %d items (%v): %s", len(applied.Items), err, body)
+	}
+	// Only the route kinds, which this version does not generate yet,
+	// warn that they are not enforced.
+	var warned []string
+	for _, w := range applied.Warnings {
+		if strings.Contains(w, "not yet applied to proxies") {
+			warned = append(warned, strings.Fields(w)[1])
+		}
+	}
+	if strings.Join(warned, ",") != "MeshHTTPRoute,MeshTCPRoute" {
+		t.Fatalf("apply warned for %v, want MeshHTTPRoute and MeshTCPRoute only: %v", warned, applied.Warnings)
 	}
 	for _, p := range onePolicyOfEachKind {
 		path := "/meshes/default/" + p.plural + "/" + p.name

@@ -84,11 +84,13 @@ func (ns *nodeState) resources(typ string) []*generate.Resource {
 	switch typ {
 	case resourcev3.ListenerType:
 		if n.BindOutbounds {
-			return append(append(make([]*generate.Resource, 0, len(n.Listeners)+len(m.VIPListeners)), n.Listeners...), m.VIPListeners...)
+			v := m.ViewOf(n.ViewKey)
+			return append(append(make([]*generate.Resource, 0, len(n.Listeners)+len(v.VIPListeners)), n.Listeners...), v.VIPListeners...)
 		}
 		return n.Listeners
 	case resourcev3.ClusterType:
-		return append(append(make([]*generate.Resource, 0, len(n.Clusters)+len(m.Clusters)), m.Clusters...), n.Clusters...)
+		v := m.ViewOf(n.ViewKey)
+		return append(append(make([]*generate.Resource, 0, len(n.Clusters)+len(v.Clusters)), v.Clusters...), n.Clusters...)
 	case resourcev3.EndpointType:
 		return m.Endpoints
 	case resourcev3.SecretType:
@@ -120,12 +122,12 @@ func (ns *nodeState) get(typ, name string) *generate.Resource {
 	case resourcev3.EndpointType:
 		return m.EndpointByName[name]
 	case resourcev3.ClusterType:
-		if r := m.ClusterByName[name]; r != nil {
+		if r := m.ViewOf(n.ViewKey).ClusterByName[name]; r != nil {
 			return r
 		}
 	case resourcev3.ListenerType:
 		if n.BindOutbounds {
-			if r := m.VIPListenerByName[name]; r != nil {
+			if r := m.ViewOf(n.ViewKey).VIPListenerByName[name]; r != nil {
 				return r
 			}
 		}

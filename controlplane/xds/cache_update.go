@@ -42,15 +42,17 @@ func diffByName(out changes, typ string, old, cur map[string]*generate.Resource)
 }
 
 // diffMesh lists the shared resources that differ between two builds of
-// a mesh.
-func diffMesh(old, cur *generate.Mesh) changes {
+// a mesh, for callers of a View: clusters and VIP listeners as the View
+// of oldKey in old and of curKey in cur.
+func diffMesh(old, cur *generate.Mesh, oldKey, curKey string) changes {
 	out := changes{}
 	if old == nil {
 		old = &generate.Mesh{}
 	}
-	diffByName(out, resourcev3.ClusterType, old.ClusterByName, cur.ClusterByName)
+	ov, cv := old.ViewOf(oldKey), cur.ViewOf(curKey)
+	diffByName(out, resourcev3.ClusterType, ov.ClusterByName, cv.ClusterByName)
 	diffByName(out, resourcev3.EndpointType, old.EndpointByName, cur.EndpointByName)
-	diffByName(out, resourcev3.ListenerType, old.VIPListenerByName, cur.VIPListenerByName)
+	diffByName(out, resourcev3.ListenerType, ov.VIPListenerByName, cv.VIPListenerByName)
 	if (old.TrustBundle == nil) != (cur.TrustBundle == nil) || (cur.TrustBundle != nil && old.TrustBundle.Version != cur.TrustBundle.Version) {
 		out.add(resourcev3.SecretType, generate.TrustBundleSecret)
 	}
@@ -79,10 +81,14 @@ func (c *meshCache) setMesh(m *generate.Mesh, nodes map[string]*generate.Node) [
 	defer c.mu.Unlock()
 	old := c.meshes[m.Name]
 	c.meshes[m.Name] = m
-	diff := diffMesh(old, m)
+	diffs := map[[2]string]changes{}
 	for name, n := range nodes {
 		ns := c.state(NodeID(m.Name, name))
 		nodeChanged := ns.node != n
+		oldKey := ""
+		if ns.node != nil {
+			oldKey = ns.node.ViewKey
+		}
 		ns.mesh, ns.node = m, n
 		outChanged := ns.refreshOutbound()
 		if len(ns.watches) == 0 {
@@ -91,6 +97,12 @@ func (c *meshCache) setMesh(m *generate.Mesh, nodes map[string]*generate.Node) [
 		if nodeChanged {
 			c.notify(ns, nil)
 			continue
+		}
+		dk := [2]string{oldKey, n.ViewKey}
+		diff, ok := diffs[dk]
+		if !ok {
+			diff = diffMesh(old, m, oldKey, n.ViewKey)
+			diffs[dk] = diff
 		}
 		ch := diff
 		if outChanged {

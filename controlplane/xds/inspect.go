@@ -34,6 +34,7 @@ func (s *Server) InspectDataplane(ctx context.Context, mesh, name string) ([]byt
 	running := s.running
 	s.mu.Unlock()
 	var snap generate.Snapshot
+	var node *generate.Node
 	if running {
 		select {
 		case <-s.loaded:
@@ -44,7 +45,7 @@ func (s *Server) InspectDataplane(ctx context.Context, mesh, name string) ([]byt
 		if !ok {
 			return nil, s.inspectMissing(ctx, mesh, name)
 		}
-		snap = generate.Resources(v.mesh, v.node, v.identity, v.outbound)
+		snap, node = generate.Resources(v.mesh, v.node, v.identity, v.outbound), v.node
 	} else {
 		w := newWorld(s.src)
 		if err := w.load(ctx); err != nil {
@@ -61,13 +62,17 @@ func (s *Server) InspectDataplane(ctx context.Context, mesh, name string) ([]byt
 		if n == nil {
 			return nil, fmt.Errorf("xds: cannot generate the config of %s/%s (see the CP log)", mesh, name)
 		}
-		snap = generate.Resources(m, n, nil, generate.OutboundFilterConfig(m, n, nil))
+		snap, node = generate.Resources(m, n, nil, generate.OutboundFilterConfig(m, n, nil)), n
 	}
 	out, err := snap.JSON()
 	if err != nil {
 		return nil, err
 	}
-	return redactInspect(out)
+	applied, err := node.AppliedPolicies()
+	if err != nil {
+		return nil, err
+	}
+	return redactInspect(out, applied)
 }
 
 // inspectMissing explains why a dataplane has no config.
@@ -110,14 +115,19 @@ var (
 //     "[redacted JWT; expires <exp>]";
 //   - any other string holding a JWT or a PEM private key, as is or
 //     base64-encoded, is redacted too (fail closed on new fields).
-func redactInspect(rendered []byte) ([]byte, error) {
+//
+// policies, when not nil, is added as "policies": the traffic policies
+// applied, as generate.Node.AppliedPolicies renders them.
+func redactInspect(rendered []byte, policies json.RawMessage) ([]byte, error) {
 	var doc struct {
 		Version   string                       `json:"version"`
 		Resources map[string][]json.RawMessage `json:"resources"`
+		Policies  json.RawMessage              `json:"policies,omitempty"`
 	}
 	if err := json.Unmarshal(rendered, &doc); err != nil {
 		return nil, fmt.Errorf("xds: redacting inspect output: %w", err)
 	}
+	doc.Policies = policies
 	for _, list := range doc.Resources {
 		for i, raw := range list {
 			v, err := decodeJSON(raw)

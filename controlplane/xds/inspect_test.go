@@ -151,7 +151,7 @@ func TestRedactTokensAnywhere(t *testing.T) {
 		},
 		resourcev3.ClusterType: []any{map[string]any{"name": "c", "metadata": base64.StdEncoding.EncodeToString([]byte(keyPEM))}},
 	}})
-	out, err := redactInspect(rendered)
+	out, err := redactInspect(rendered, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

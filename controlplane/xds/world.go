@@ -43,6 +43,7 @@ type world struct {
 	dps        map[string]map[string]*dpEntry
 	identities map[string]map[string]*resource.MeshIdentity
 	mtps       map[string]map[string]*resource.MeshTrafficPermission
+	policies   map[string]map[string]resource.Policy // by mesh, then "<kind>/<name>"
 	vips       map[string]map[string]netip.Addr
 	gens       map[string]*resource.HostnameGenerator
 	sessions   map[string]map[string]*sessionEntry
@@ -66,7 +67,8 @@ func newWorld(src *worldSource) *world {
 	return &world{
 		src: src, meshes: map[string]*resource.Mesh{}, dps: map[string]map[string]*dpEntry{},
 		identities: map[string]map[string]*resource.MeshIdentity{}, mtps: map[string]map[string]*resource.MeshTrafficPermission{},
-		vips: map[string]map[string]netip.Addr{}, gens: map[string]*resource.HostnameGenerator{},
+		policies: map[string]map[string]resource.Policy{},
+		vips:     map[string]map[string]netip.Addr{}, gens: map[string]*resource.HostnameGenerator{},
 		sessions: map[string]map[string]*sessionEntry{}, replicas: map[string]string{}, bundles: map[string][]byte{},
 		jwks: map[string]json.RawMessage{}, builders: map[string]*generate.Builder{},
 	}
@@ -84,7 +86,8 @@ const allMeshes = "*"
 
 // load reads everything from the store.
 func (w *world) load(ctx context.Context) error {
-	for _, kind := range []string{resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, resource.KindHostnameGenerator, KindSession, KindReplica} {
+	kinds := []string{resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, resource.KindHostnameGenerator, KindSession, KindReplica}
+	for _, kind := range append(kinds, generate.PolicyKinds...) {
 		recs, err := w.src.store.List(ctx, kind, store.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("xds: listing %s: %w", kind, err)
@@ -180,6 +183,10 @@ func (w *world) put(r store.Record) error {
 		inner(w.mtps, r.Mesh)[r.Name] = o
 	case *resource.HostnameGenerator:
 		w.gens[r.Name] = o
+	case resource.Policy:
+		if isTrafficPolicy(r.Kind) {
+			inner(w.policies, r.Mesh)[r.Kind+"/"+r.Name] = o
+		}
 	}
 	return nil
 }
@@ -200,12 +207,23 @@ func (w *world) remove(k store.Key) {
 		delete(w.sessions[k.Mesh], k.Name)
 	case KindReplica:
 		delete(w.replicas, k.Name)
+	default:
+		delete(w.policies[k.Mesh], k.Kind+"/"+k.Name)
 	}
 }
+
+// isTrafficPolicy reports whether the generator applies policies of kind.
+func isTrafficPolicy(kind string) bool { return slices.Contains(generate.PolicyKinds, kind) }
 
 // apply folds one store event into w and returns the meshes to rebuild.
 func (w *world) apply(ctx context.Context, ev store.Event) (map[string]bool, error) {
 	k := ev.Key
+	if isTrafficPolicy(k.Kind) {
+		if err := w.refresh(ctx, k); err != nil {
+			return nil, err
+		}
+		return map[string]bool{k.Mesh: true}, nil
+	}
 	switch k.Kind {
 	case resource.KindMesh, resource.KindDataplane, resource.KindMeshIdentity, resource.KindMeshTrafficPermission, KindSession:
 		if err := w.refresh(ctx, k); err != nil {
@@ -328,6 +346,9 @@ func (w *world) input(mesh string) *generate.Input {
 	}
 	for _, names := range slices.Sorted(maps.Keys(w.mtps[mesh])) {
 		in.Permissions = append(in.Permissions, w.mtps[mesh][names])
+	}
+	for _, key := range slices.Sorted(maps.Keys(w.policies[mesh])) {
+		in.Policies.Add(w.policies[mesh][key])
 	}
 	for _, name := range slices.Sorted(maps.Keys(w.gens)) {
 		in.Generators = append(in.Generators, w.gens[name])

@@ -75,8 +75,9 @@ func http2Options() (map[string]*anypb.Any, error) {
 }
 
 // serviceCluster is the EDS cluster of a mesh service, with upstream mTLS
-// that accepts exactly the SPIFFE IDs the service's dataplanes hold.
-func serviceCluster(svc *Service) (*Resource, error) {
+// that accepts exactly the SPIFFE IDs the service's dataplanes hold, and
+// what the caller's policies set for it (tc may be nil).
+func serviceCluster(svc *Service, tc *toConf) (*Resource, error) {
 	sans := make([]*tlsv3.SubjectAltNameMatcher, 0, len(svc.SpiffeIDs))
 	for _, id := range svc.SpiffeIDs {
 		sans = append(sans, &tlsv3.SubjectAltNameMatcher{
@@ -111,6 +112,11 @@ func serviceCluster(svc *Service) (*Resource, error) {
 	if isHTTP2(svc.Protocol) {
 		if c.TypedExtensionProtocolOptions, err = http2Options(); err != nil {
 			return nil, err
+		}
+	}
+	if tc != nil {
+		if err := clusterPolicy(c, svc.Protocol, tc); err != nil {
+			return nil, fmt.Errorf("%w (cluster %s)", err, c.Name)
 		}
 	}
 	return newResource(c.Name, c)
@@ -186,64 +192,97 @@ func routerFilter() (*hcmv3.HttpFilter, error) {
 	return &hcmv3.HttpFilter{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}, nil
 }
 
-// hcm is an HTTP connection manager: the ECDS filter, then the router to
-// route.
-func hcm(statPrefix, routeName string, route *routev3.RouteAction, filterName, filterType string) (*listenerv3.Filter, error) {
+// prefixRoute is a route of every path with action.
+func prefixRoute(action *routev3.RouteAction) *routev3.Route {
+	return &routev3.Route{
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: action},
+	}
+}
+
+// hcm is an HTTP connection manager: the ECDS filter, the filters of opt,
+// then the router to the routes of opt and route (opt may be nil).
+func hcm(statPrefix, routeName string, route *routev3.RouteAction, filterName, filterType string, opt *hcmOptions) (*listenerv3.Filter, error) {
 	router, err := routerFilter()
 	if err != nil {
 		return nil, err
 	}
-	a, err := pack(&hcmv3.HttpConnectionManager{
+	filters := []*hcmv3.HttpFilter{ecdsFilter(filterName, filterType)}
+	var routes []*routev3.Route
+	if opt != nil {
+		filters = append(filters, opt.filters...)
+		routes = append(routes, opt.routes...)
+		if opt.route != nil {
+			if err := opt.route(route); err != nil {
+				return nil, err
+			}
+		}
+	}
+	routes = append(routes, prefixRoute(route))
+	m := &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
-			Name: routeName,
-			VirtualHosts: []*routev3.VirtualHost{{
-				Name:    routeName,
-				Domains: []string{"*"},
-				Routes: []*routev3.Route{{
-					Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-					Action: &routev3.Route_Route{Route: route},
-				}},
-			}},
+			Name:         routeName,
+			VirtualHosts: []*routev3.VirtualHost{{Name: routeName, Domains: []string{"*"}, Routes: routes}},
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{ecdsFilter(filterName, filterType), router},
-	})
+		HttpFilters: append(filters, router),
+	}
+	opt.apply(m)
+	a, err := pack(m)
 	if err != nil {
 		return nil, err
 	}
 	return &listenerv3.Filter{Name: wellknown.HTTPConnectionManager, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
 }
 
-func tcpProxy(statPrefix, cluster string) (*listenerv3.Filter, error) {
-	a, err := pack(&tcpproxyv3.TcpProxy{StatPrefix: statPrefix, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}})
+// tcpProxy is the filters of opt (may be nil), then a TCP proxy to
+// cluster.
+func tcpProxy(statPrefix, cluster string, opt *tcpOptions) ([]*listenerv3.Filter, error) {
+	t := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}}
+	opt.apply(t)
+	a, err := pack(t)
 	if err != nil {
 		return nil, err
 	}
-	return &listenerv3.Filter{Name: wellknown.TCPProxy, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
+	var out []*listenerv3.Filter
+	if opt != nil {
+		out = append(out, opt.filters...)
+	}
+	return append(out, &listenerv3.Filter{Name: wellknown.TCPProxy, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}), nil
 }
 
 // outboundListener listens on addr:port for the app's calls to service:
 // HTTP through the filter in outbound mode, TCP straight to the cluster.
-func outboundListener(addr string, port int, svc, protocol, filterType string) (*Resource, error) {
+// tc, when not nil, is what the caller's policies set for service: an
+// HTTP request the filter routes to service takes a route carrying them.
+func outboundListener(addr string, port int, svc, protocol, filterType string, tc *toConf) (*Resource, error) {
 	name := ListenerName("outbound", addr, port)
-	var f *listenerv3.Filter
-	var err error
+	var filters []*listenerv3.Filter
 	if isHTTP(protocol) {
-		f, err = hcm("outbound_"+svc, "outbound", &routev3.RouteAction{
+		opt, err := outboundHTTPOptions(svc, protocol, tc)
+		if err != nil {
+			return nil, err
+		}
+		f, err := hcm("outbound_"+svc, "outbound", &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_ClusterHeader{ClusterHeader: filter.HeaderCluster},
-		}, OutboundFilter, filterType)
+		}, OutboundFilter, filterType, opt)
+		if err != nil {
+			return nil, err
+		}
+		filters = []*listenerv3.Filter{f}
 	} else {
-		f, err = tcpProxy("outbound_"+svc, svc)
-	}
-	if err != nil {
-		return nil, err
+		fs, err := tcpProxy("outbound_"+svc, svc, outboundTCPOptions(tc))
+		if err != nil {
+			return nil, err
+		}
+		filters = fs
 	}
 	l := &listenerv3.Listener{
 		Name:             name,
 		Address:          socketAddress(addr, port),
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-		FilterChains:     []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{f}}},
+		FilterChains:     []*listenerv3.FilterChain{{Filters: filters}},
 	}
 	return newResource(name, l)
 }
@@ -251,7 +290,7 @@ func outboundListener(addr string, port int, svc, protocol, filterType string) (
 // inboundListener terminates mTLS on the dataplane's address and hands
 // requests to the app: HTTP through the filter in inbound mode, TCP
 // through RBAC.
-func inboundListener(addr string, in *resource.Inbound, perms []filter.Permission, deflt, trustDomain, filterType string) (*Resource, error) {
+func inboundListener(addr string, in *resource.Inbound, perms []filter.Permission, deflt, trustDomain, filterType string, fc *fromConf) (*Resource, error) {
 	name := ListenerName("inbound", addr, in.Port)
 	local := LocalClusterName(in.AppAddress(), in.AppPort())
 	common := &tlsv3.CommonTlsContext{
@@ -270,9 +309,13 @@ func inboundListener(addr string, in *resource.Inbound, perms []filter.Permissio
 	}
 	var filters []*listenerv3.Filter
 	if isHTTP(in.Protocol()) {
+		opt, err := inboundHTTPOptions(in.Service(), fc)
+		if err != nil {
+			return nil, err
+		}
 		f, err := hcm("inbound_"+in.Service(), "inbound", &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: local},
-		}, fmt.Sprintf("%s%d", InboundFilterPrefix, in.Port), filterType)
+		}, fmt.Sprintf("%s%d", InboundFilterPrefix, in.Port), filterType, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -282,11 +325,15 @@ func inboundListener(addr string, in *resource.Inbound, perms []filter.Permissio
 		if err != nil {
 			return nil, err
 		}
-		f, err := tcpProxy("inbound_"+in.Service(), local)
+		opt, err := inboundTCPOptions(in.Service(), fc)
 		if err != nil {
 			return nil, err
 		}
-		filters = append(rbacs, f)
+		fs, err := tcpProxy("inbound_"+in.Service(), local, opt)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(rbacs, fs...)
 	}
 	l := &listenerv3.Listener{
 		Name:             name,

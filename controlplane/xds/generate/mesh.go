@@ -30,6 +30,8 @@ type Input struct {
 	Permissions []*resource.MeshTrafficPermission
 	// VIPs maps a service to its loopback VIP.
 	VIPs map[string]netip.Addr
+	// Policies are the mesh's traffic policies.
+	Policies Policies
 	// Generators are the HostnameGenerators; Domain is
 	// KUMA_DNS_SERVER_DOMAIN. Together they give each service's hosts.
 	Generators []*resource.HostnameGenerator
@@ -69,6 +71,10 @@ type Service struct {
 	VIP netip.Addr
 	// Hosts are the service's DNS names.
 	Hosts []string
+	// clusterKey and vipKey are the memo keys of its cluster and VIP
+	// listener; vipListener is the listener without policies.
+	clusterKey, vipKey string
+	vipListener        *Resource
 }
 
 // Mesh is the mesh-wide part of every dataplane's configuration. It is
@@ -83,14 +89,14 @@ type Mesh struct {
 	// Services by name; ServiceNames sorted.
 	Services     map[string]*Service
 	ServiceNames []string
-	// Clusters, Endpoints and VIPListeners are sorted by name; the maps
-	// index them.
-	Clusters          []*Resource
-	Endpoints         []*Resource
-	VIPListeners      []*Resource
-	ClusterByName     map[string]*Resource
-	EndpointByName    map[string]*Resource
-	VIPListenerByName map[string]*Resource
+	// View holds the clusters and VIP listeners of callers no traffic
+	// policy selects; views holds those of the callers some do, by
+	// Node.ViewKey.
+	View
+	views map[string]*View
+	// Endpoints are sorted by name; EndpointByName indexes them.
+	Endpoints      []*Resource
+	EndpointByName map[string]*Resource
 	// TrustBundle is the trust-bundle secret (nil without a bundle).
 	TrustBundle *Resource
 	// Routes are the outbound filter's routes to every HTTP service;
@@ -110,6 +116,30 @@ type Mesh struct {
 	jwks      json.RawMessage
 	jwtIssuer string
 	perms     map[string]permSet
+	policies  *policyIndex
+}
+
+// View is what a group of callers gets of the mesh-wide resources: a
+// cluster and a VIP listener per service, carrying the traffic policies
+// that select those callers. Callers no policy selects share the Mesh's
+// own View.
+type View struct {
+	// Clusters and VIPListeners are sorted by name; the maps index them.
+	Clusters          []*Resource
+	VIPListeners      []*Resource
+	ClusterByName     map[string]*Resource
+	VIPListenerByName map[string]*Resource
+	// to is the resolved policy configuration per destination service
+	// (absent when none applies).
+	to map[string]*toConf
+}
+
+// ViewOf returns the View of callers with a Node's ViewKey.
+func (m *Mesh) ViewOf(key string) *View {
+	if v := m.views[key]; v != nil {
+		return v
+	}
+	return &m.View
 }
 
 type permSet struct {
@@ -127,16 +157,20 @@ type memoEntry struct {
 // concurrent use; the Meshes and Nodes it returns are.
 type Builder struct {
 	clusters, endpoints, vipListeners map[string]memoEntry
-	ids                               map[*resource.Dataplane]string
-	idMesh                            *resource.Mesh
-	idIdentities                      []*resource.MeshIdentity
-	nodes                             *nodeMemo
+	// viewClusters and viewVIPListeners memoize policy variants by
+	// service and configuration.
+	viewClusters, viewVIPListeners map[string]memoEntry
+	ids                            map[*resource.Dataplane]string
+	idMesh                         *resource.Mesh
+	idIdentities                   []*resource.MeshIdentity
+	nodes                          *nodeMemo
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
 	return &Builder{
 		clusters: map[string]memoEntry{}, endpoints: map[string]memoEntry{}, vipListeners: map[string]memoEntry{},
+		viewClusters: map[string]memoEntry{}, viewVIPListeners: map[string]memoEntry{},
 		ids: map[*resource.Dataplane]string{}, nodes: newNodeMemo(),
 	}
 }
@@ -151,7 +185,8 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		Name: in.Mesh.Name, TrustDomain: td, FilterType: in.Mesh.FilterType(),
 		Services: map[string]*Service{}, SpiffeIDs: make(map[string]string, len(in.Dataplanes)),
 		IDErrors: map[string]error{}, Dataplanes: make(map[string]*resource.Dataplane, len(in.Dataplanes)),
-		ClusterByName: map[string]*Resource{}, EndpointByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{},
+		View:           View{ClusterByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{}},
+		EndpointByName: map[string]*Resource{}, views: map[string]*View{},
 		jwks: in.JWKS, jwtIssuer: in.JWTIssuer, perms: map[string]permSet{},
 	}
 	m.FilterPath = in.WasmPath
@@ -196,6 +231,10 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		}
 	}
 	m.permissions(in)
+	m.policies = newPolicyIndex(in.Policies, m.Name)
+	if err := b.views(in, m, dps); err != nil {
+		return nil, err
+	}
 	m.nodeEpoch = HashStrings(m.TrustDomain, m.FilterType, m.FilterPath, string(in.JWKS), in.JWTIssuer)
 	return m, nil
 }
@@ -269,7 +308,8 @@ func (b *Builder) services(in *Input, m *Mesh) error {
 			sb.WriteByte(0)
 			sb.WriteString(id)
 		}
-		c, err := memo(b.clusters, clusters, name, sb.String(), func() (*Resource, error) { return serviceCluster(svc) })
+		svc.clusterKey = sb.String()
+		c, err := memo(b.clusters, clusters, name, svc.clusterKey, func() (*Resource, error) { return serviceCluster(svc, nil) })
 		if err != nil {
 			return err
 		}
@@ -291,15 +331,16 @@ func (b *Builder) services(in *Input, m *Mesh) error {
 		m.EndpointByName[name] = e
 
 		if svc.VIP.IsValid() && in.VIPPort > 0 {
-			key := svc.VIP.String() + "\x00" + svc.Protocol + "\x00" + m.FilterType + "\x00" + strconv.Itoa(in.VIPPort)
-			l, err := memo(b.vipListeners, vipls, name, key, func() (*Resource, error) {
-				return outboundListener(svc.VIP.String(), in.VIPPort, name, svc.Protocol, m.FilterType)
+			svc.vipKey = svc.VIP.String() + "\x00" + svc.Protocol + "\x00" + m.FilterType + "\x00" + strconv.Itoa(in.VIPPort)
+			l, err := memo(b.vipListeners, vipls, name, svc.vipKey, func() (*Resource, error) {
+				return outboundListener(svc.VIP.String(), in.VIPPort, name, svc.Protocol, m.FilterType, nil)
 			})
 			if err != nil {
 				return err
 			}
 			m.VIPListeners = append(m.VIPListeners, l)
 			m.VIPListenerByName[l.Name] = l
+			svc.vipListener = l
 		}
 		if isHTTP(svc.Protocol) && (svc.VIP.IsValid() || len(svc.Hosts) > 0) {
 			r := filter.Route{Cluster: name, Hosts: svc.Hosts, AttachToken: true}

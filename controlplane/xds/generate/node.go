@@ -41,6 +41,13 @@ type Node struct {
 	internKeys []string
 	// BindOutbounds: the dataplane also gets every VIP listener.
 	BindOutbounds bool
+	// ViewKey selects the dataplane's View of the mesh (Mesh.ViewOf): the
+	// clusters and VIP listeners that carry the policies selecting it.
+	ViewKey string
+	// Inbound and Outbound are the resolved traffic policies of each
+	// inbound and each destination service, for inspection.
+	Inbound  map[int]*fromConf
+	Outbound map[string]*toConf
 }
 
 // nodeMemo keeps the previous Nodes and the resources several Nodes share
@@ -104,14 +111,27 @@ func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*No
 		}
 		return nil, fmt.Errorf("generate: dataplane %s/%s is not in mesh %s", dp.Mesh, dp.Name, m.Name)
 	}
+	viewKey := m.policies.viewKey(dp)
+	view := m.ViewOf(viewKey)
+	from := make([]*fromConf, len(dp.Networking.Inbound))
 	var sb strings.Builder
-	sb.WriteString(m.nodeEpoch + "\x00" + id + "\x00" + strconv.FormatBool(bindOutbounds))
+	sb.WriteString(m.nodeEpoch + "\x00" + id + "\x00" + strconv.FormatBool(bindOutbounds) + "\x00" + viewKey)
 	for i := range dp.Networking.Inbound {
 		sb.WriteString("\x00" + m.perms[dp.Networking.Inbound[i].Service()].key())
+		fc, err := m.policies.fromConf(dp, i)
+		if err != nil {
+			return nil, fmt.Errorf("generate: dataplane %s/%s inbound %d: %w", dp.Mesh, dp.Name, i, err)
+		}
+		if from[i] = fc; fc != nil {
+			sb.WriteString("\x00" + fc.key)
+		}
 	}
 	for i := range dp.Networking.Outbound {
 		if svc := m.Services[dp.Networking.Outbound[i].Service()]; svc != nil {
 			sb.WriteString("\x00" + svc.Protocol)
+		}
+		if tc := view.to[dp.Networking.Outbound[i].Service()]; tc != nil {
+			sb.WriteString("\x00" + tc.key)
 		}
 	}
 	key := sb.String()
@@ -127,7 +147,7 @@ func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*No
 		}
 		return prev.node, nil
 	}
-	n, err := b.buildNode(m, dp, id, bindOutbounds)
+	n, err := b.buildNode(m, dp, id, bindOutbounds, view, from)
 	if err != nil {
 		return nil, err
 	}
@@ -135,13 +155,21 @@ func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*No
 	return n, nil
 }
 
-func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutbounds bool) (*Node, error) {
-	n := &Node{Mesh: m.Name, Name: dp.Name, SpiffeID: id, BindOutbounds: bindOutbounds}
+func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutbounds bool, view *View, from []*fromConf) (*Node, error) {
+	n := &Node{Mesh: m.Name, Name: dp.Name, SpiffeID: id, BindOutbounds: bindOutbounds, ViewKey: m.policies.viewKey(dp), Outbound: view.to}
+	for i, fc := range from {
+		if fc != nil {
+			if n.Inbound == nil {
+				n.Inbound = map[int]*fromConf{}
+			}
+			n.Inbound[dp.Networking.Inbound[i].Port] = fc
+		}
+	}
 	seenCluster := map[string]bool{}
 	for i := range dp.Networking.Inbound {
 		in := &dp.Networking.Inbound[i]
 		ps := m.perms[in.Service()]
-		l, err := inboundListener(dp.Networking.Address, in, ps.perms, ps.deflt, m.TrustDomain, m.FilterType)
+		l, err := inboundListener(dp.Networking.Address, in, ps.perms, ps.deflt, m.TrustDomain, m.FilterType, from[i])
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +218,7 @@ func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutb
 		if svc := m.Services[o.Service()]; svc != nil {
 			protocol = svc.Protocol
 		}
-		l, err := outboundListener(o.ListenAddress(), o.Port, o.Service(), protocol, m.FilterType)
+		l, err := outboundListener(o.ListenAddress(), o.Port, o.Service(), protocol, m.FilterType, view.to[o.Service()])
 		if err != nil {
 			return nil, err
 		}

@@ -19,7 +19,7 @@ type Snapshot map[string][]*Resource
 func Resources(m *Mesh, n *Node, identity, outbound *Resource) Snapshot {
 	s := Snapshot{}
 	s[resourcev3.ListenerType] = append(append([]*Resource(nil), n.Listeners...), boundVIPs(m, n)...)
-	s[resourcev3.ClusterType] = append(append([]*Resource(nil), m.Clusters...), n.Clusters...)
+	s[resourcev3.ClusterType] = append(append([]*Resource(nil), m.ViewOf(n.ViewKey).Clusters...), n.Clusters...)
 	s[resourcev3.EndpointType] = append([]*Resource(nil), m.Endpoints...)
 	var secrets []*Resource
 	if identity != nil {
@@ -44,7 +44,7 @@ func boundVIPs(m *Mesh, n *Node) []*Resource {
 	if !n.BindOutbounds {
 		return nil
 	}
-	return m.VIPListeners
+	return m.ViewOf(n.ViewKey).VIPListeners
 }
 
 // Version is a content hash of the whole snapshot.

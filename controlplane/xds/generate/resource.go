@@ -47,6 +47,14 @@ const (
 	wasmRuntime = "envoy.wasm.runtime.v8"
 )
 
+// Envoy extension names that go-control-plane's wellknown does not list.
+const (
+	httpLocalRateLimitFilter = "envoy.filters.http.local_ratelimit"
+	networkLocalRateLimit    = "envoy.filters.network.local_ratelimit"
+	retryPreviousHosts       = "envoy.retry_host_predicates.previous_hosts"
+	retryPreviousPriorities  = "envoy.retry_priorities.previous_priorities"
+)
+
 // WasmConfigType and GoConfigType are the type URLs of the filter's
 // configuration in its two forms (go-control-plane names neither).
 var (

@@ -1,0 +1,291 @@
+package generate
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/ecsmesh/ecsmesh/api/resource"
+	"github.com/ecsmesh/ecsmesh/controlplane/policy"
+)
+
+// Policies are a mesh's traffic policies, by kind. MeshHTTPRoute and
+// MeshTCPRoute are stored and resolved but not generated yet, so they
+// have no field here.
+type Policies struct {
+	Timeouts     []*resource.MeshTimeout
+	Retries      []*resource.MeshRetry
+	Breakers     []*resource.MeshCircuitBreaker
+	HealthChecks []*resource.MeshHealthCheck
+	RateLimits   []*resource.MeshRateLimit
+	Faults       []*resource.MeshFaultInjection
+}
+
+// PolicyKinds are the traffic policy kinds Policies holds: those the
+// generator turns into Envoy configuration.
+var PolicyKinds = []string{
+	resource.KindMeshTimeout, resource.KindMeshRetry, resource.KindMeshCircuitBreaker,
+	resource.KindMeshHealthCheck, resource.KindMeshRateLimit, resource.KindMeshFaultInjection,
+}
+
+// Add files p under its kind. It reports false for a kind the generator
+// does not turn into Envoy configuration.
+func (ps *Policies) Add(p resource.Policy) bool {
+	switch p := p.(type) {
+	case *resource.MeshTimeout:
+		ps.Timeouts = append(ps.Timeouts, p)
+	case *resource.MeshRetry:
+		ps.Retries = append(ps.Retries, p)
+	case *resource.MeshCircuitBreaker:
+		ps.Breakers = append(ps.Breakers, p)
+	case *resource.MeshHealthCheck:
+		ps.HealthChecks = append(ps.HealthChecks, p)
+	case *resource.MeshRateLimit:
+		ps.RateLimits = append(ps.RateLimits, p)
+	case *resource.MeshFaultInjection:
+		ps.Faults = append(ps.Faults, p)
+	default:
+		return false
+	}
+	return true
+}
+
+// toConf is what the policies selecting a caller configure for its calls
+// to one destination service, merged (see package policy).
+type toConf struct {
+	Timeout *resource.MeshTimeoutConf        `json:"timeout,omitempty"`
+	Retry   *resource.MeshRetryConf          `json:"retry,omitempty"`
+	Breaker *resource.MeshCircuitBreakerConf `json:"circuitBreaker,omitempty"`
+	Health  *resource.MeshHealthCheckConf    `json:"healthCheck,omitempty"`
+	// Origins are the policy entries merged, per kind.
+	Origins map[string][]policy.Origin `json:"origins,omitempty"`
+	key     string
+}
+
+// fromConf is what the policies selecting an inbound configure for it.
+type fromConf struct {
+	Timeout   *resource.MeshTimeoutConf        `json:"timeout,omitempty"`
+	RateLimit *resource.MeshRateLimitConf      `json:"rateLimit,omitempty"`
+	Fault     *resource.MeshFaultInjectionConf `json:"faultInjection,omitempty"`
+	Origins   map[string][]policy.Origin       `json:"origins,omitempty"`
+	key       string
+}
+
+// toRules are the to entries of every kind that apply to one group of
+// callers.
+type toRules struct {
+	timeout, retry, breaker, health policy.Rules
+}
+
+// policyIndex holds a mesh's policies, sorted by precedence, and memoizes
+// what a caller or an inbound resolves to by the only things selection
+// reads: inbound tags, and the dataplane's name and labels when some
+// policy targets Dataplanes.
+type policyIndex struct {
+	ps          Policies
+	byDataplane bool
+	viewKeys    map[string]string
+	inbound     map[string]*fromConf
+}
+
+func newPolicyIndex(in Policies, mesh string) *policyIndex {
+	pi := &policyIndex{viewKeys: map[string]string{}, inbound: map[string]*fromConf{}}
+	pi.ps.Timeouts = sortedIn(in.Timeouts, mesh, &pi.byDataplane)
+	pi.ps.Retries = sortedIn(in.Retries, mesh, &pi.byDataplane)
+	pi.ps.Breakers = sortedIn(in.Breakers, mesh, &pi.byDataplane)
+	pi.ps.HealthChecks = sortedIn(in.HealthChecks, mesh, &pi.byDataplane)
+	pi.ps.RateLimits = sortedIn(in.RateLimits, mesh, &pi.byDataplane)
+	pi.ps.Faults = sortedIn(in.Faults, mesh, &pi.byDataplane)
+	return pi
+}
+
+func sortedIn[P resource.Policy](ps []P, mesh string, byDataplane *bool) []P {
+	out := make([]P, 0, len(ps))
+	for _, p := range ps {
+		if p.GetMeta().Mesh == mesh {
+			out = append(out, p)
+			*byDataplane = *byDataplane || p.TopTargetRef().Kind == resource.TargetDataplane
+		}
+	}
+	policy.Sort(out)
+	return out
+}
+
+func (pi *policyIndex) empty() bool {
+	p := pi.ps
+	return len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults) == 0
+}
+
+// signature is what selection reads of dp (all inbounds when inbound < 0).
+func (pi *policyIndex) signature(dp *resource.Dataplane, inbound int) string {
+	var sb strings.Builder
+	if pi.byDataplane {
+		sb.WriteString(dp.Name + "\x01" + tagsKey(dp.Labels) + "\x01")
+	}
+	for i := range dp.Networking.Inbound {
+		if inbound < 0 || inbound == i {
+			sb.WriteString(tagsKey(dp.Networking.Inbound[i].Tags) + "\x01")
+		}
+	}
+	return sb.String()
+}
+
+func tagsKey(tags map[string]string) string {
+	var sb strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		sb.WriteString(k + "=" + tags[k] + "\x00")
+	}
+	return sb.String()
+}
+
+// viewKey names the policies with to entries that select dp, in order:
+// callers with equal keys get equal outbound configuration. "" when none
+// does.
+func (pi *policyIndex) viewKey(dp *resource.Dataplane) string {
+	if pi.empty() {
+		return ""
+	}
+	sig := pi.signature(dp, -1)
+	if k, ok := pi.viewKeys[sig]; ok {
+		return k
+	}
+	var sb strings.Builder
+	selecting(&sb, pi.ps.Timeouts, dp)
+	selecting(&sb, pi.ps.Retries, dp)
+	selecting(&sb, pi.ps.Breakers, dp)
+	selecting(&sb, pi.ps.HealthChecks, dp)
+	k := sb.String()
+	pi.viewKeys[sig] = k
+	return k
+}
+
+func selecting[P resource.Policy](sb *strings.Builder, ps []P, dp *resource.Dataplane) {
+	for _, p := range ps {
+		if to, _ := p.Entries(); len(to) > 0 && policy.Selects(p.TopTargetRef(), dp) {
+			m := p.GetMeta()
+			sb.WriteString(m.Type + "/" + m.Name + ";")
+		}
+	}
+}
+
+// toRules are the to entries that apply to dp as a caller.
+func (pi *policyIndex) toRules(dp *resource.Dataplane) toRules {
+	return toRules{
+		timeout: policy.Outbound(pi.ps.Timeouts, dp),
+		retry:   policy.Outbound(pi.ps.Retries, dp),
+		breaker: policy.Outbound(pi.ps.Breakers, dp),
+		health:  policy.Outbound(pi.ps.HealthChecks, dp),
+	}
+}
+
+// resolveTo merges the rules that apply to calls to service; nil when
+// none does.
+func (r toRules) resolveTo(service string) (*toConf, error) {
+	tags := policy.Service(service)
+	tc := &toConf{Origins: map[string][]policy.Origin{}}
+	var err error
+	if tc.Timeout, err = conf[resource.MeshTimeoutConf](r.timeout, tags, resource.KindMeshTimeout, tc.Origins); err != nil {
+		return nil, err
+	}
+	if tc.Retry, err = conf[resource.MeshRetryConf](r.retry, tags, resource.KindMeshRetry, tc.Origins); err != nil {
+		return nil, err
+	}
+	if tc.Breaker, err = conf[resource.MeshCircuitBreakerConf](r.breaker, tags, resource.KindMeshCircuitBreaker, tc.Origins); err != nil {
+		return nil, err
+	}
+	if tc.Health, err = conf[resource.MeshHealthCheckConf](r.health, tags, resource.KindMeshHealthCheck, tc.Origins); err != nil {
+		return nil, err
+	}
+	if len(tc.Origins) == 0 {
+		return nil, nil
+	}
+	return tc, tc.setKey()
+}
+
+func (tc *toConf) setKey() error {
+	b, err := json.Marshal(tc)
+	if err != nil {
+		return fmt.Errorf("generate: encoding policy configuration: %w", err)
+	}
+	tc.key = string(b)
+	return nil
+}
+
+// conf merges the rules that apply to tags into a *C, recording where it
+// came from under kind; nil when none applies.
+func conf[C any](r policy.Rules, tags policy.Subset, kind string, origins map[string][]policy.Origin) (*C, error) {
+	if len(r) == 0 {
+		return nil, nil
+	}
+	c, from, ok, err := policy.Conf[C](r, tags)
+	if err != nil {
+		return nil, fmt.Errorf("generate: resolving %s: %w", kind, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	origins[kind] = from
+	return &c, nil
+}
+
+// fromConf resolves the from and rules entries that apply to inbound i of
+// dp: the entries for every caller (targetRef Mesh). nil when none does.
+func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error) {
+	if pi.empty() {
+		return nil, nil
+	}
+	sig := pi.signature(dp, i)
+	if fc, ok := pi.inbound[sig]; ok {
+		return fc, nil
+	}
+	fc := &fromConf{Origins: map[string][]policy.Origin{}}
+	all := policy.Subset{}
+	var err error
+	if fc.Timeout, err = conf[resource.MeshTimeoutConf](inboundRules(pi.ps.Timeouts, dp, i), all, resource.KindMeshTimeout, fc.Origins); err != nil {
+		return nil, err
+	}
+	if fc.RateLimit, err = conf[resource.MeshRateLimitConf](inboundRules(pi.ps.RateLimits, dp, i), all, resource.KindMeshRateLimit, fc.Origins); err != nil {
+		return nil, err
+	}
+	if fc.Fault, err = conf[resource.MeshFaultInjectionConf](inboundRules(pi.ps.Faults, dp, i), all, resource.KindMeshFaultInjection, fc.Origins); err != nil {
+		return nil, err
+	}
+	if len(fc.Origins) == 0 {
+		fc = nil
+	} else {
+		b, err := json.Marshal(fc)
+		if err != nil {
+			return nil, fmt.Errorf("generate: encoding policy configuration: %w", err)
+		}
+		fc.key = string(b)
+	}
+	pi.inbound[sig] = fc
+	return fc, nil
+}
+
+func inboundRules[P resource.Policy](ps []P, dp *resource.Dataplane, i int) policy.Rules {
+	if len(ps) == 0 {
+		return nil
+	}
+	return policy.Inbound(ps, dp)[i]
+}
+
+// AppliedPolicies renders, as JSON, the traffic policy configuration n's
+// resources carry: per destination service and per inbound port, each
+// kind's merged configuration and the policy entries it came from, in
+// the order they were merged. It is nil when no policy applies.
+func (n *Node) AppliedPolicies() (json.RawMessage, error) {
+	if len(n.Outbound) == 0 && len(n.Inbound) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(struct {
+		Outbound map[string]*toConf `json:"outbound,omitempty"`
+		Inbound  map[int]*fromConf  `json:"inbound,omitempty"`
+	}{n.Outbound, n.Inbound})
+	if err != nil {
+		return nil, fmt.Errorf("generate: encoding applied policies: %w", err)
+	}
+	return b, nil
+}
