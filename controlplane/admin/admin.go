@@ -211,9 +211,6 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, kind resource.Kind
 		return
 	}
 	obj, warns, err := resource.DecodeOne(withDefaults(body, kind.Name, mesh, name))
-	if err == nil {
-		warns = append(warns, notEnforced(obj)...)
-	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -368,7 +365,7 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 	var warns []string
 	for i, d := range docs {
 		objs[i] = d.Object
-		for _, wn := range append(d.Warnings, notEnforced(d.Object)...) {
+		for _, wn := range d.Warnings {
 			warns = append(warns, fmt.Sprintf("document[%d]: %s", d.Index, wn))
 		}
 	}

@@ -85,16 +85,8 @@ func TestPolicyKindsThroughTheAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &applied); err != nil || len(applied.Items) != len(docs) {
 		t.Fatalf("apply answered %d items (%v): %s", len(applied.Items), err, body)
 	}
-	// Only the route kinds, which this version does not generate yet,
-	// warn that they are not enforced.
-	var warned []string
-	for _, w := range applied.Warnings {
-		if strings.Contains(w, "not yet applied to proxies") {
-			warned = append(warned, strings.Fields(w)[1])
-		}
-	}
-	if strings.Join(warned, ",") != "MeshHTTPRoute,MeshTCPRoute" {
-		t.Fatalf("apply warned for %v, want MeshHTTPRoute and MeshTCPRoute only: %v", warned, applied.Warnings)
+	if len(applied.Warnings) != 0 {
+		t.Fatalf("apply warned %v: every traffic policy kind is applied to proxies", applied.Warnings)
 	}
 	for _, p := range onePolicyOfEachKind {
 		path := "/meshes/default/" + p.plural + "/" + p.name

@@ -95,7 +95,11 @@ func serviceCluster(svc *Service, tc *toConf) (*Resource, error) {
 	if isHTTP2(svc.Protocol) {
 		common.AlpnProtocols = []string{"h2"}
 	}
-	tlsAny, err := pack(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: svc.Name})
+	sni := svc.Name
+	if svc.sni != "" {
+		sni = svc.sni
+	}
+	tlsAny, err := pack(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: sni})
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +233,11 @@ func hcm(statPrefix, routeName string, route *routev3.RouteAction, filterName, f
 		HttpFilters: append(filters, router),
 	}
 	opt.apply(m)
+	if len(routes) > 1 {
+		// A policy route may name a backend that has no cluster (yet):
+		// Envoy answers 503 for it instead of refusing the listener.
+		m.GetRouteConfig().ValidateClusters = wrapperspb.Bool(false)
+	}
 	a, err := pack(m)
 	if err != nil {
 		return nil, err

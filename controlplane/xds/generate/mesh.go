@@ -75,6 +75,9 @@ type Service struct {
 	// listener; vipListener is the listener without policies.
 	clusterKey, vipKey string
 	vipListener        *Resource
+	// sni is the TLS server name of a subset's cluster (its service);
+	// "" for a service, whose name is its SNI.
+	sni string
 }
 
 // Mesh is the mesh-wide part of every dataplane's configuration. It is
@@ -117,6 +120,8 @@ type Mesh struct {
 	jwtIssuer string
 	perms     map[string]permSet
 	policies  *policyIndex
+	// subsets are the clusters of route subsets, in every View.
+	subsets []*Resource
 }
 
 // View is what a group of callers gets of the mesh-wide resources: a
@@ -160,10 +165,12 @@ type Builder struct {
 	// viewClusters and viewVIPListeners memoize policy variants by
 	// service and configuration.
 	viewClusters, viewVIPListeners map[string]memoEntry
-	ids                            map[*resource.Dataplane]string
-	idMesh                         *resource.Mesh
-	idIdentities                   []*resource.MeshIdentity
-	nodes                          *nodeMemo
+	// subsetClusters and subsetEndpoints memoize route subsets by name.
+	subsetClusters, subsetEndpoints map[string]memoEntry
+	ids                             map[*resource.Dataplane]string
+	idMesh                          *resource.Mesh
+	idIdentities                    []*resource.MeshIdentity
+	nodes                           *nodeMemo
 }
 
 // NewBuilder returns an empty Builder.
@@ -171,6 +178,7 @@ func NewBuilder() *Builder {
 	return &Builder{
 		clusters: map[string]memoEntry{}, endpoints: map[string]memoEntry{}, vipListeners: map[string]memoEntry{},
 		viewClusters: map[string]memoEntry{}, viewVIPListeners: map[string]memoEntry{},
+		subsetClusters: map[string]memoEntry{}, subsetEndpoints: map[string]memoEntry{},
 		ids: map[*resource.Dataplane]string{}, nodes: newNodeMemo(),
 	}
 }
@@ -232,6 +240,9 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 	}
 	m.permissions(in)
 	m.policies = newPolicyIndex(in.Policies, m.Name)
+	if err := b.subsets(in, m, dps); err != nil {
+		return nil, err
+	}
 	if err := b.views(in, m, dps); err != nil {
 		return nil, err
 	}

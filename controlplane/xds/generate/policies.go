@@ -11,10 +11,10 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/policy"
 )
 
-// Policies are a mesh's traffic policies, by kind. MeshHTTPRoute and
-// MeshTCPRoute are stored and resolved but not generated yet, so they
-// have no field here.
+// Policies are a mesh's traffic policies, by kind.
 type Policies struct {
+	HTTPRoutes   []*resource.MeshHTTPRoute
+	TCPRoutes    []*resource.MeshTCPRoute
 	Timeouts     []*resource.MeshTimeout
 	Retries      []*resource.MeshRetry
 	Breakers     []*resource.MeshCircuitBreaker
@@ -26,7 +26,7 @@ type Policies struct {
 // PolicyKinds are the traffic policy kinds Policies holds: those the
 // generator turns into Envoy configuration.
 var PolicyKinds = []string{
-	resource.KindMeshTimeout, resource.KindMeshRetry, resource.KindMeshCircuitBreaker,
+	resource.KindMeshHTTPRoute, resource.KindMeshTCPRoute, resource.KindMeshTimeout, resource.KindMeshRetry, resource.KindMeshCircuitBreaker,
 	resource.KindMeshHealthCheck, resource.KindMeshRateLimit, resource.KindMeshFaultInjection,
 }
 
@@ -34,6 +34,10 @@ var PolicyKinds = []string{
 // does not turn into Envoy configuration.
 func (ps *Policies) Add(p resource.Policy) bool {
 	switch p := p.(type) {
+	case *resource.MeshHTTPRoute:
+		ps.HTTPRoutes = append(ps.HTTPRoutes, p)
+	case *resource.MeshTCPRoute:
+		ps.TCPRoutes = append(ps.TCPRoutes, p)
 	case *resource.MeshTimeout:
 		ps.Timeouts = append(ps.Timeouts, p)
 	case *resource.MeshRetry:
@@ -55,10 +59,14 @@ func (ps *Policies) Add(p resource.Policy) bool {
 // toConf is what the policies selecting a caller configure for its calls
 // to one destination service, merged (see package policy).
 type toConf struct {
-	Timeout *resource.MeshTimeoutConf        `json:"timeout,omitempty"`
-	Retry   *resource.MeshRetryConf          `json:"retry,omitempty"`
-	Breaker *resource.MeshCircuitBreakerConf `json:"circuitBreaker,omitempty"`
-	Health  *resource.MeshHealthCheckConf    `json:"healthCheck,omitempty"`
+	// HTTPRoutes are MeshHTTPRoute's routes, in Envoy's order (HTTP
+	// destinations); TCPRoute is MeshTCPRoute's (TCP destinations).
+	HTTPRoutes []policy.HTTPRoute               `json:"httpRoutes,omitempty"`
+	TCPRoute   *resource.TCPRouteConf           `json:"tcpRoute,omitempty"`
+	Timeout    *resource.MeshTimeoutConf        `json:"timeout,omitempty"`
+	Retry      *resource.MeshRetryConf          `json:"retry,omitempty"`
+	Breaker    *resource.MeshCircuitBreakerConf `json:"circuitBreaker,omitempty"`
+	Health     *resource.MeshHealthCheckConf    `json:"healthCheck,omitempty"`
 	// Origins are the policy entries merged, per kind.
 	Origins map[string][]policy.Origin `json:"origins,omitempty"`
 	key     string
@@ -76,7 +84,7 @@ type fromConf struct {
 // toRules are the to entries of every kind that apply to one group of
 // callers.
 type toRules struct {
-	timeout, retry, breaker, health policy.Rules
+	httpRoute, tcpRoute, timeout, retry, breaker, health policy.Rules
 }
 
 // policyIndex holds a mesh's policies, sorted by precedence, and memoizes
@@ -92,6 +100,8 @@ type policyIndex struct {
 
 func newPolicyIndex(in Policies, mesh string) *policyIndex {
 	pi := &policyIndex{viewKeys: map[string]string{}, inbound: map[string]*fromConf{}}
+	pi.ps.HTTPRoutes = sortedIn(in.HTTPRoutes, mesh, &pi.byDataplane)
+	pi.ps.TCPRoutes = sortedIn(in.TCPRoutes, mesh, &pi.byDataplane)
 	pi.ps.Timeouts = sortedIn(in.Timeouts, mesh, &pi.byDataplane)
 	pi.ps.Retries = sortedIn(in.Retries, mesh, &pi.byDataplane)
 	pi.ps.Breakers = sortedIn(in.Breakers, mesh, &pi.byDataplane)
@@ -115,7 +125,7 @@ func sortedIn[P resource.Policy](ps []P, mesh string, byDataplane *bool) []P {
 
 func (pi *policyIndex) empty() bool {
 	p := pi.ps
-	return len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults) == 0
+	return len(p.HTTPRoutes)+len(p.TCPRoutes)+len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults) == 0
 }
 
 // signature is what selection reads of dp (all inbounds when inbound < 0).
@@ -152,6 +162,8 @@ func (pi *policyIndex) viewKey(dp *resource.Dataplane) string {
 		return k
 	}
 	var sb strings.Builder
+	selecting(&sb, pi.ps.HTTPRoutes, dp)
+	selecting(&sb, pi.ps.TCPRoutes, dp)
 	selecting(&sb, pi.ps.Timeouts, dp)
 	selecting(&sb, pi.ps.Retries, dp)
 	selecting(&sb, pi.ps.Breakers, dp)
@@ -173,19 +185,41 @@ func selecting[P resource.Policy](sb *strings.Builder, ps []P, dp *resource.Data
 // toRules are the to entries that apply to dp as a caller.
 func (pi *policyIndex) toRules(dp *resource.Dataplane) toRules {
 	return toRules{
-		timeout: policy.Outbound(pi.ps.Timeouts, dp),
-		retry:   policy.Outbound(pi.ps.Retries, dp),
-		breaker: policy.Outbound(pi.ps.Breakers, dp),
-		health:  policy.Outbound(pi.ps.HealthChecks, dp),
+		httpRoute: policy.Outbound(pi.ps.HTTPRoutes, dp),
+		tcpRoute:  policy.Outbound(pi.ps.TCPRoutes, dp),
+		timeout:   policy.Outbound(pi.ps.Timeouts, dp),
+		retry:     policy.Outbound(pi.ps.Retries, dp),
+		breaker:   policy.Outbound(pi.ps.Breakers, dp),
+		health:    policy.Outbound(pi.ps.HealthChecks, dp),
 	}
 }
 
 // resolveTo merges the rules that apply to calls to service; nil when
-// none does.
-func (r toRules) resolveTo(service string) (*toConf, error) {
+// none does. Routes apply by protocol: MeshHTTPRoute to HTTP, HTTP/2 and
+// gRPC services, MeshTCPRoute to TCP ones.
+func (r toRules) resolveTo(service, protocol string) (*toConf, error) {
 	tags := policy.Service(service)
 	tc := &toConf{Origins: map[string][]policy.Origin{}}
 	var err error
+	if len(r.httpRoute) > 0 && isHTTP(protocol) {
+		rules, err := policy.HTTPRouteRules(r.httpRoute, tags)
+		if err != nil {
+			return nil, fmt.Errorf("generate: resolving %s: %w", resource.KindMeshHTTPRoute, err)
+		}
+		tc.HTTPRoutes = policy.SortRoutes(rules)
+		for _, rule := range rules {
+			for _, o := range rule.Origins {
+				if !slices.Contains(tc.Origins[resource.KindMeshHTTPRoute], o) {
+					tc.Origins[resource.KindMeshHTTPRoute] = append(tc.Origins[resource.KindMeshHTTPRoute], o)
+				}
+			}
+		}
+	}
+	if !isHTTP(protocol) {
+		if tc.TCPRoute, err = conf[resource.TCPRouteConf](r.tcpRoute, tags, resource.KindMeshTCPRoute, tc.Origins); err != nil {
+			return nil, err
+		}
+	}
 	if tc.Timeout, err = conf[resource.MeshTimeoutConf](r.timeout, tags, resource.KindMeshTimeout, tc.Origins); err != nil {
 		return nil, err
 	}

@@ -467,34 +467,53 @@ func headerMatcher(m resource.HeaderMatch) *routev3.HeaderMatcher {
 	return hm
 }
 
-// outboundHTTPOptions adds, before the default route, a route for the
-// requests ecsmesh's filter sends to service (x-ecsmesh-cluster: service)
+// outboundHTTPOptions adds, before the default route, the routes of the
+// requests ecsmesh's filter sends to service (x-ecsmesh-cluster:
+// service): one per MeshHTTPRoute match, then one for the rest, each
 // carrying MeshTimeout's and MeshRetry's per-request settings. Nil when tc
-// sets none.
+// sets none of these.
 func outboundHTTPOptions(service, protocol string, tc *toConf) (*hcmOptions, error) {
 	if tc == nil {
 		return nil, nil
+	}
+	o := &hcmOptions{}
+	for _, hr := range tc.HTTPRoutes {
+		r, err := httpRoute(service, protocol, hr, tc)
+		if err != nil {
+			return nil, err
+		}
+		o.routes = append(o.routes, r)
 	}
 	ra := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: service}}
 	if err := routePolicy(ra, protocol, tc); err != nil {
 		return nil, err
 	}
-	if ra.Timeout == nil && ra.IdleTimeout == nil && ra.RetryPolicy == nil {
+	if ra.Timeout != nil || ra.IdleTimeout != nil || ra.RetryPolicy != nil {
+		r := prefixRoute(ra)
+		r.Name = service
+		r.Match.Headers = []*routev3.HeaderMatcher{{Name: filter.HeaderCluster, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(service)}}}
+		o.routes = append(o.routes, r)
+	}
+	if len(o.routes) == 0 {
 		return nil, nil
 	}
-	r := prefixRoute(ra)
-	r.Name = service
-	r.Match.Headers = []*routev3.HeaderMatcher{{Name: filter.HeaderCluster, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(service)}}}
-	return &hcmOptions{routes: []*routev3.Route{r}}, nil
+	return o, nil
 }
 
-// outboundTCPOptions are MeshTimeout's idleTimeout and MeshRetry's
-// tcp.maxConnectAttempt for a TCP destination; nil when tc is.
+// outboundTCPOptions are MeshTCPRoute's backends, MeshTimeout's
+// idleTimeout and MeshRetry's tcp.maxConnectAttempt for a TCP
+// destination; nil when tc is.
 func outboundTCPOptions(tc *toConf) *tcpOptions {
 	if tc == nil {
 		return nil
 	}
 	o := &tcpOptions{}
+	if tc.TCPRoute != nil {
+		o.backends = tc.TCPRoute.BackendRefs
+		if o.backends == nil {
+			o.backends = []resource.BackendRef{}
+		}
+	}
 	if tc.Timeout != nil {
 		o.idleTimeout = dur(tc.Timeout.IdleTimeout)
 	}

@@ -43,11 +43,16 @@ type tcpOptions struct {
 	maxConnectAttempts *wrapperspb.UInt32Value
 	// filters run before tcp_proxy (after RBAC on inbounds).
 	filters []*listenerv3.Filter
+	// backends, when not nil, replace the proxy's cluster (MeshTCPRoute).
+	backends []resource.BackendRef
 }
 
 func (o *tcpOptions) apply(t *tcpproxyv3.TcpProxy) {
 	if o == nil {
 		return
+	}
+	if o.backends != nil {
+		tcpRoute(t, t.GetCluster(), o.backends)
 	}
 	if o.idleTimeout != nil {
 		t.IdleTimeout = o.idleTimeout

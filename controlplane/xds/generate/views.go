@@ -37,7 +37,7 @@ func (b *Builder) view(in *Input, m *Mesh, r toRules, clusters, vipls map[string
 	}
 	for _, name := range m.ServiceNames {
 		svc := m.Services[name]
-		tc, err := r.resolveTo(name)
+		tc, err := r.resolveTo(name, svc.Protocol)
 		if err != nil {
 			return nil, err
 		}
@@ -63,6 +63,10 @@ func (b *Builder) view(in *Input, m *Mesh, r toRules, clusters, vipls map[string
 			v.VIPListeners = append(v.VIPListeners, l)
 			v.VIPListenerByName[l.Name] = l
 		}
+	}
+	for _, c := range m.subsets {
+		v.Clusters = append(v.Clusters, c)
+		v.ClusterByName[c.Name] = c
 	}
 	sort.Slice(v.VIPListeners, func(i, j int) bool { return v.VIPListeners[i].Name < v.VIPListeners[j].Name })
 	return v, nil
