@@ -132,7 +132,7 @@ type Result struct {
 // desired. When the plan is empty it sends no write. A domain claimed by
 // another owner ID is left untouched and reported in an error wrapping
 // ErrOwnerConflict (the other domains are still written).
-func (w *Writer) Sync(ctx context.Context, desired []Record) (Result, error) {
+func (w *Writer) Sync(ctx context.Context, desired []Record) (res Result, err error) {
 	want := make(map[string]string, len(desired))
 	services := map[string]bool{}
 	for _, r := range desired {
@@ -146,9 +146,9 @@ func (w *Writer) Sync(ctx context.Context, desired []Record) (Result, error) {
 	plan := PlanChanges(PlanInput{Desired: want, Current: current, Owner: w.o.OwnerID, TTL: w.o.TTL,
 		Domain: w.o.Domain, Zone: w.zone, VIPRanges: w.o.VIPRanges})
 	skipped := w.withinQuota(&plan)
-	res := Result{Conflicts: plan.Conflicts, OwnerConflicts: plan.OwnerConflicts, Footprint: plan.Before, Services: len(services)}
+	res = Result{Conflicts: plan.Conflicts, OwnerConflicts: plan.OwnerConflicts, Footprint: plan.Before, Services: len(services)}
 	ownerErr := w.ownerConflicts(plan.OwnerConflicts)
-	defer func() { w.report(&res, skipped) }()
+	defer func() { w.report(&res, skipped) }() // res is the named result: the report reaches the caller
 	if plan.Empty() {
 		res.Footprint = plan.After
 		return res, ownerErr
