@@ -328,3 +328,30 @@ func TestAcceptance1000Plus100(t *testing.T) {
 	t.Logf("1000 services + 100 names: %d change requests (lower bound %d), zone %d record sets, %d of ecsmesh's: %.4f per hostname, %.4f per service",
 		changes, lb, zone, st.Footprint.Owned(), perName, st.RecordsPerService)
 }
+
+// TestQuotaLeavesOutClaimThenNothing: when the claim does not fit, the
+// writer changes nothing under the domain, not even a stale VIP record it
+// would own once claimed.
+func TestQuotaLeavesOutClaimThenNothing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ttl := int64(10)
+	if err := e.fake.Seed(e.zone, fake.RecordSet{Name: "stale.mesh.local", Type: "A", TTL: &ttl, Values: []string{"127.1.200.9"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.fake.Records(e.zone) // SOA, NS, stale
+	putServices(t, e.st, 0, 1)
+	o := e.options("cp", 1000)
+	o.RecordQuota = len(before)
+	rec, w := e.reconciler(t, o)
+	if err := rec.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.fake.Records(e.zone); !reflect.DeepEqual(got, before) || w.Calls()[dns.ActionChangeResourceRecordSets] != 0 {
+		t.Fatalf("zone changed or written: %+v, %v", got, w.Calls())
+	}
+	st := rec.Status()
+	if len(st.Conflicts) != 3 || !st.QuotaWarning { // claim, svc-00000, stale
+		t.Fatalf("status %+v", st)
+	}
+}

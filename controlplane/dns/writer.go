@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,12 +179,20 @@ func (w *Writer) Sync(ctx context.Context, desired []Record) (res Result, err er
 }
 
 // withinQuota drops, in order, the units that would take the zone past its
-// record quota (reporting them as conflicts) and returns how many names
-// were left out.
+// record quota (reporting them as conflicts) and returns how many units
+// were left out. When a claim does not fit, nothing after it is written:
+// the names under an unwritten claim are not ours to change.
 func (w *Writer) withinQuota(p *Plan) int {
 	count, skipped := p.Before.Zone, 0
 	kept := p.Units[:0]
+	claimLeftOut := false
 	for _, u := range p.Units {
+		if claimLeftOut {
+			skipped++
+			p.Conflicts = append(p.Conflicts, Conflict{Name: u.Name, Reason: fmt.Sprintf(
+				"not written: a domain claim did not fit in the hosted zone's quota of %d record sets; raise the quota with AWS, then ECSMESH_ROUTE53_RECORD_QUOTA", w.o.RecordQuota)})
+			continue
+		}
 		d := 0
 		for _, c := range u.Changes {
 			switch c.Action {
@@ -194,6 +203,7 @@ func (w *Writer) withinQuota(p *Plan) int {
 			}
 		}
 		if d > 0 && count+d > w.o.RecordQuota {
+			claimLeftOut = strings.HasPrefix(u.Name, ClaimPrefix)
 			skipped++
 			p.Conflicts = append(p.Conflicts, Conflict{Name: u.Name, Reason: fmt.Sprintf(
 				"not written: the hosted zone would exceed its quota of %d record sets; raise the quota with AWS, then ECSMESH_ROUTE53_RECORD_QUOTA", w.o.RecordQuota)})
