@@ -217,3 +217,61 @@ func TestBatchesWithinLimits(t *testing.T) {
 		t.Fatal("an oversized unit must be an error")
 	}
 }
+
+// FuzzPlanChangesTouchesOnlyOurs feeds hostile zone contents to the planner:
+// whatever the zone holds, every change is a create of a desired A record
+// or of our claim, or a change of an A record that is ours (VIP values, or
+// marked by our legacy record), or a delete of our own claim or legacy
+// record; nothing under a refused domain changes.
+func FuzzPlanChangesTouchesOnlyOurs(f *testing.F) {
+	f.Add("a.mesh.local", "A", "127.1.0.2", "_ecsmesh-owner.mesh.local", "TXT", `"heritage=ecsmesh,owner=x"`)
+	f.Add("_ecsmesh-a.b.mesh.local", "TXT", `"heritage=ecsmesh,owner=cp"`, "b.mesh.local", "A", "10.0.0.1")
+	f.Add("_ecsmesh-owner.team.mesh.local", "TXT", `"heritage=ecsmesh,owner=cp"`, "x.team.mesh.local", "CNAME", "y.example")
+	f.Fuzz(func(t *testing.T, n1, t1, v1, n2, t2, v2 string) {
+		current := []types.ResourceRecordSet{
+			rrset(n1, types.RRType(t1), 10, v1), rrset(n2, types.RRType(t2), 10, v2),
+			rrset("c.mesh.local", types.RRTypeA, 10, "127.1.0.3"),
+		}
+		desired := map[string]string{"a.mesh.local": "127.1.0.2", "b.mesh.local": "127.1.0.4", "r.svc.other.local": "127.1.0.5"}
+		in := planIn(desired, current)
+		p := PlanChanges(in)
+		idx := map[string]types.ResourceRecordSet{}
+		for _, rs := range current {
+			idx[NormalizeName(aws.ToString(rs.Name))+" "+string(rs.Type)] = rs
+		}
+		ours := OwnershipValue("cp")
+		for _, u := range p.Units {
+			for _, c := range u.Changes {
+				rs := c.ResourceRecordSet
+				name := NormalizeName(aws.ToString(rs.Name))
+				for _, oc := range p.OwnerConflicts {
+					if InZone(name, oc.Domain) || InZone(strings.TrimPrefix(strings.TrimPrefix(name, ClaimPrefix), LegacyPrefix), oc.Domain) {
+						t.Fatalf("%s %s under refused domain %s", c.Action, name, oc.Domain)
+					}
+				}
+				switch {
+				case rs.Type == types.RRTypeTxt:
+					if aws.ToString(rs.ResourceRecords[0].Value) != ours || !(strings.HasPrefix(name, ClaimPrefix) || strings.HasPrefix(name, LegacyPrefix) && c.Action == types.ChangeActionDelete) {
+						t.Fatalf("%s TXT %s %v", c.Action, name, rs.ResourceRecords)
+					}
+				case rs.Type != types.RRTypeA:
+					t.Fatalf("%s %s %s", c.Action, rs.Type, name)
+				case c.Action == types.ChangeActionCreate:
+					if _, ok := desired[name]; !ok {
+						t.Fatalf("CREATE A %s not desired", name)
+					}
+				default: // DELETE or UPSERT of an existing A record
+					cur, ok := idx[name+" A"]
+					if !ok {
+						t.Fatalf("%s A %s: no such record", c.Action, name)
+					}
+					legacy, marked := idx[LegacyName(name)+" TXT"]
+					mine := marked && len(legacy.ResourceRecords) == 1 && aws.ToString(legacy.ResourceRecords[0].Value) == ours
+					if !mine && (marked || !plainVIP(&cur, testRanges)) {
+						t.Fatalf("%s A %s: not ours (%+v)", c.Action, name, cur)
+					}
+				}
+			}
+		}
+	})
+}
