@@ -355,3 +355,14 @@ func TestQuotaLeavesOutClaimThenNothing(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestWriterRefusesToRunWithoutVIPRanges(t *testing.T) {
+	e := newEnv(t)
+	o := e.options("cp", 1000)
+	o.VIPRanges = nil
+	_, w := e.reconciler(t, o)
+	err := w.CheckZone(context.Background())
+	if !errors.Is(err, dns.ErrZone) || !strings.Contains(err.Error(), "KUMA_IPAM_MESH_SERVICE_CIDR") {
+		t.Fatalf("want a zone error naming the VIP range, got %v", err)
+	}
+}
