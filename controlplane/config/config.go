@@ -159,6 +159,10 @@ type Route53 struct {
 	// OwnerID marks the records this CP owns; every replica of one CP
 	// deployment must share it (ECSMESH_ROUTE53_OWNER_ID, default "ecsmesh").
 	OwnerID string `json:"ownerId"`
+	// RecordQuota is the hosted zone's quota of record sets: the writer
+	// warns near it and never writes past it (ECSMESH_ROUTE53_RECORD_QUOTA,
+	// default 10000, Route53's default).
+	RecordQuota int `json:"recordQuota"`
 }
 
 // Default returns the defaults (listed in docs/reference.md).
@@ -180,7 +184,7 @@ func Default() Config {
 			MultiZoneServiceCIDR: "127.3.0.0/16",
 			VIPPort:              8080,
 		},
-		Route53: Route53{RefreshInterval: 10 * time.Second, RequestsPerSecond: 5, OwnerID: "ecsmesh"},
+		Route53: Route53{RefreshInterval: 10 * time.Second, RequestsPerSecond: 5, OwnerID: "ecsmesh", RecordQuota: 10000},
 	}
 }
 

@@ -50,6 +50,8 @@ func TestLoadRefusesAndNamesTheVariable(t *testing.T) {
 		{"server ID blank", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": "  "}, []string{"ECSMESH_AWSIAM_SERVER_ID: must be set"}},
 		{"server ID shared by every deployment", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": "ecsmesh"}, []string{`ECSMESH_AWSIAM_SERVER_ID: must not be "ecsmesh"`, "replayed", "openssl rand -hex 16"}},
 		{"server ID shared, other case", map[string]string{"ECSMESH_AWSIAM_SERVER_ID": " ECSMESH "}, []string{`ECSMESH_AWSIAM_SERVER_ID: must not be "ecsmesh"`}},
+		{"record quota zero", map[string]string{"ECSMESH_ROUTE53_RECORD_QUOTA": "0"}, []string{"ECSMESH_ROUTE53_RECORD_QUOTA: must be at least 1"}},
+		{"record quota not a number", map[string]string{"ECSMESH_ROUTE53_RECORD_QUOTA": "10k"}, []string{"ECSMESH_ROUTE53_RECORD_QUOTA: must be a whole number"}},
 		{"every problem at once", map[string]string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "80", "KUMA_STORE_TYPE": "etcd"}, []string{"KUMA_DNS_SERVER_SERVICE_VIP_PORT", "KUMA_STORE_TYPE"}},
 	}
 	for _, tt := range tests {
@@ -97,7 +99,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.APIAddr != ":5678" || c.XDSAddr != ":5679" || c.AdminAddr != "127.0.0.1:5681" || c.DNS.VIPPort != 8080 || c.Store.Type != StoreSQLite || c.Route53.RefreshInterval.Seconds() != 10 {
+	if c.APIAddr != ":5678" || c.XDSAddr != ":5679" || c.AdminAddr != "127.0.0.1:5681" || c.DNS.VIPPort != 8080 || c.Store.Type != StoreSQLite || c.Route53.RefreshInterval.Seconds() != 10 || c.Route53.RecordQuota != 10000 {
 		t.Errorf("defaults = %+v", c)
 	}
 	dir := t.TempDir()
@@ -107,7 +109,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	}
 	c, err = Load(Flags{ConfigFile: file, AdminAddr: "127.0.0.1:7001"}, env(map[string]string{
 		"KUMA_DNS_SERVER_SERVICE_VIP_PORT": "9001", "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "123456789012,210987654321",
-		"KUMA_DNS_SERVER_CIDR": "127.9.0.0/16",
+		"KUMA_DNS_SERVER_CIDR": "127.9.0.0/16", "ECSMESH_ROUTE53_RECORD_QUOTA": "20000",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	if c.APIAddr != "127.0.0.1:7000" || c.AdminAddr != "127.0.0.1:7001" || c.DNS.VIPPort != 9001 || c.Store.Type != StoreMemory {
 		t.Errorf("precedence wrong: %+v", c)
 	}
-	if len(c.Auth.AuthorizedAccountIDs) != 2 || c.DNS.ServiceCIDR != "127.9.0.0/16" {
+	if len(c.Auth.AuthorizedAccountIDs) != 2 || c.DNS.ServiceCIDR != "127.9.0.0/16" || c.Route53.RecordQuota != 20000 {
 		t.Errorf("accounts %v, service CIDR %s", c.Auth.AuthorizedAccountIDs, c.DNS.ServiceCIDR)
 	}
 	if err := os.WriteFile(file, []byte("apiAdr: x\n"), 0o600); err != nil {

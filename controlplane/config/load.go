@@ -111,6 +111,7 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"ECSMESH_ROUTE53_OWNER_ID", "route53.ownerId", str(func(c *Config) *string { return &c.Route53.OwnerID })},
+	{"ECSMESH_ROUTE53_RECORD_QUOTA", "route53.recordQuota", integer(func(c *Config) *int { return &c.Route53.RecordQuota })},
 }
 
 // EnvNames lists every environment variable the CP reads.

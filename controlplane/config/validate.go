@@ -188,5 +188,8 @@ func (c *Config) Validate() *validation.Error {
 	if c.Route53.OwnerID == "" || strings.ContainsAny(c.Route53.OwnerID, ",\"= ") {
 		add("route53.ownerId", "ECSMESH_ROUTE53_OWNER_ID", "must be a non-empty word without commas, quotes, '=' or spaces")
 	}
+	if c.Route53.RecordQuota < 1 {
+		add("route53.recordQuota", "ECSMESH_ROUTE53_RECORD_QUOTA", fmt.Sprintf("must be at least 1 (the hosted zone's record set quota; Route53's default is 10000), got %d", c.Route53.RecordQuota))
+	}
 	return verr
 }

@@ -36,7 +36,12 @@ func (s *Server) runDNS(ctx context.Context) error {
 		RefreshInterval:   s.cfg.Route53.RefreshInterval,
 		RequestsPerSecond: s.cfg.Route53.RequestsPerSecond,
 		OwnerID:           s.cfg.Route53.OwnerID,
+		VIPRanges:         ranges,
+		RecordQuota:       s.cfg.Route53.RecordQuota,
 		Logger:            s.log.With("component", "dns"),
+	}
+	if p, err := netip.ParsePrefix(s.cfg.DNS.ExternalServiceCIDR); err == nil {
+		opts.VIPRanges = append([]netip.Prefix{ranges[0]}, p.Masked()) // external services' records are ours too
 	}
 	var writer *dns.Writer
 	if s.cfg.Route53.Enabled {
@@ -45,6 +50,7 @@ func (s *Server) runDNS(ctx context.Context) error {
 			return fmt.Errorf("loading AWS configuration for Route53: %w", err)
 		}
 		writer = dns.NewWriter(dns.NewRoute53Client(awsCfg), opts)
+		s.register("dns", writer.Collectors())
 	}
 	rec := dns.NewReconciler(s.store, alloc, writer, opts)
 	s.mu.Lock()

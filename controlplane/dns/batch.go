@@ -73,7 +73,7 @@ func Batches(units []Unit, lim Limits) ([][]types.Change, error) {
 	return out, nil
 }
 
-// LowerBound is the fewest change requests that can write n hostnames from
-// an empty zone: each takes an A and a TXT record, at most 1,000 records a
-// request.
-func LowerBound(n int) int { return (n*2 + MaxBatchRecords - 1) / MaxBatchRecords }
+// LowerBound is the fewest change requests that can write n hostnames
+// into a zone that holds none of ecsmesh's records: n A records and one
+// domain claim, at most 1,000 records a request.
+func LowerBound(n int) int { return (n + 1 + MaxBatchRecords - 1) / MaxBatchRecords }

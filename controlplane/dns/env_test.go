@@ -54,14 +54,14 @@ func newEnv(tb testing.TB) *env {
 }
 
 func (e *env) options(owner string, rps float64) dns.Options {
-	return dns.Options{Domain: "mesh.local", HostedZoneID: e.zone, OwnerID: owner, RequestsPerSecond: rps,
+	return dns.Options{Domain: "mesh.local", HostedZoneID: e.zone, OwnerID: owner, RequestsPerSecond: rps, VIPRanges: []netip.Prefix{vipRange},
 		Debounce: 20 * time.Millisecond, RefreshInterval: time.Hour, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 }
 
 // reconciler builds a fresh CP instance's reconciler (as after a restart).
 func (e *env) reconciler(tb testing.TB, o dns.Options) (*dns.Reconciler, *dns.Writer) {
 	tb.Helper()
-	alloc, err := vip.NewAllocator(e.st, []netip.Prefix{netip.MustParsePrefix("127.1.0.0/16")}, nil)
+	alloc, err := vip.NewAllocator(e.st, []netip.Prefix{vipRange}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -94,8 +94,13 @@ func putServices(tb testing.TB, st store.Store, from, n int) {
 	}
 }
 
-// converged reports why the zone does not hold exactly want's records
-// (A + ownership TXT) among the records owned by owner, or "".
+// vipRange is the VIP range of the tests' allocator.
+var vipRange = netip.MustParsePrefix("127.1.0.0/16")
+
+// converged reports why the zone does not hold exactly want's A records
+// among those owned by owner (VIP values under mesh.local, no other
+// owner's legacy mark), plus owner's one claim of mesh.local and none of
+// owner's legacy marks, or "".
 func converged(e *env, want []dns.Record, owner string) string {
 	sets := e.fake.Records(e.zone)
 	byKey := map[string]fake.RecordSet{}
@@ -109,17 +114,24 @@ func converged(e *env, want []dns.Record, owner string) string {
 		if !ok || len(a.Values) != 1 || a.Values[0] != r.VIP.String() || a.TTL == nil || *a.TTL != dns.DefaultTTL {
 			return fmt.Sprintf("A %s: %+v, want %s", r.Name, a, r.VIP)
 		}
-		txt, ok := byKey["TXT "+dns.OwnershipName(r.Name)]
-		if !ok || len(txt.Values) != 1 || txt.Values[0] != dns.OwnershipValue(owner) {
-			return fmt.Sprintf("no ownership record for %s", r.Name)
-		}
+	}
+	claim, ok := byKey["TXT "+dns.ClaimName("mesh.local")]
+	if !ok || len(claim.Values) != 1 || claim.Values[0] != dns.OwnershipValue(owner) {
+		return fmt.Sprintf("claim of mesh.local: %+v, want %s", claim, dns.OwnershipValue(owner))
 	}
 	for _, s := range sets {
 		n := strings.TrimSuffix(s.Name, ".")
-		if s.Type == "TXT" && strings.HasPrefix(n, dns.OwnershipPrefix) && len(s.Values) == 1 && s.Values[0] == dns.OwnershipValue(owner) {
-			if !names[strings.TrimPrefix(n, dns.OwnershipPrefix)] {
-				return "stale owned record " + n
-			}
+		if s.Type == "TXT" && strings.HasPrefix(n, dns.LegacyPrefix) && len(s.Values) == 1 && s.Values[0] == dns.OwnershipValue(owner) {
+			return "legacy ownership record left: " + n
+		}
+		if s.Type != "A" || names[n] || s.SetIdentifier != "" || !dns.InZone(n, "mesh.local") {
+			continue
+		}
+		if _, marked := byKey["TXT "+dns.LegacyName(n)]; marked {
+			continue // another owner's legacy mark
+		}
+		if len(s.Values) == 1 && vipRange.Contains(netip.MustParseAddr(s.Values[0])) {
+			return "stale owned record " + n
 		}
 	}
 	return ""
@@ -149,7 +161,8 @@ func foreign() []fake.RecordSet {
 		{Name: "svc-00001.mesh.local", Type: "CNAME", TTL: &ttl, Values: []string{"elsewhere.example.com"}},
 		{Name: "api.mesh.local", Type: "A", SetIdentifier: "blue", Weight: &w, TTL: &ttl, Values: []string{"10.0.0.10"}},
 		{Name: "_ecsmesh-a.other.mesh.local", Type: "TXT", TTL: &ttl, Values: []string{dns.OwnershipValue("another-cp")}},
-		{Name: "other.mesh.local", Type: "A", TTL: &ttl, Values: []string{"127.9.0.2"}},
+		{Name: "other.mesh.local", Type: "A", TTL: &ttl, Values: []string{"127.1.250.2"}}, // a VIP, but marked by another owner
+		{Name: "ext.mesh.local", Type: "A", TTL: &ttl, Values: []string{"127.200.0.1"}},   // outside the VIP ranges
 	}
 }
 

@@ -288,8 +288,8 @@ func TestLeaderChangeMidRun(t *testing.T) {
 		t.Fatalf("%d change batches rejected (double writes)", e.fake.Rejected())
 	}
 	ap := e.fake.Applied()
-	if ap["CREATE"] != 800 || ap["DELETE"] != 0 || ap["UPSERT"] != 0 {
-		t.Fatalf("applied %v, want exactly 800 creates", ap)
+	if ap["CREATE"] != 401 || ap["DELETE"] != 0 || ap["UPSERT"] != 0 {
+		t.Fatalf("applied %v, want exactly 401 creates (400 A records, one claim)", ap)
 	}
 }
 

@@ -117,6 +117,7 @@ func TestWriterRateLimitAndBackoffWithInjectedClock(t *testing.T) {
 	api := &memRoute53{f: f, throttle: 3}
 	clock := &stepClock{now: time.Unix(1_700_000_000, 0)}
 	w := dns.NewWriter(api, dns.Options{Domain: "mesh.local", HostedZoneID: zid, OwnerID: "cp", Clock: clock,
+		VIPRanges:      []netip.Prefix{netip.MustParsePrefix("127.1.0.0/16")},
 		InitialBackoff: time.Second, MaxBackoff: 3 * time.Second})
 	if err := w.CheckZone(ctx); err != nil {
 		t.Fatal(err)

@@ -5,16 +5,19 @@
 // HostnameGenerator's. The Reconciler watches the store, gives every
 // service a VIP (package vip) and drives the Writer, which works like
 // external-dns: it lists the zone, plans the difference (PlanChanges),
-// writes only the names it owns (marked by TXT ownership records
-// "heritage=ecsmesh,owner=<owner>"), batches the changes within Route53's
-// limits (Batches), stays under a client-side rate limit and backs off on
-// Throttling and PriorRequestNotComplete. When nothing changed it only
-// lists.
+// writes only under the domains it claims (one TXT record
+// _ecsmesh-owner.<domain> "heritage=ecsmesh,owner=<owner>" per domain; an
+// A record is ours when it lies under a claimed domain and its values are
+// VIPs), refuses a domain another owner claims, batches the changes within
+// Route53's limits (Batches), stays under a client-side rate limit and
+// backs off on Throttling and PriorRequestNotComplete. When nothing
+// changed it only lists.
 package dns
 
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +35,12 @@ const (
 	DefaultInitialBackoff    = time.Second
 	// DefaultListPageSize is Route53's largest ListResourceRecordSets page.
 	DefaultListPageSize = 300
+	// DefaultRecordQuota is Route53's default quota of record sets per
+	// hosted zone.
+	DefaultRecordQuota = 10000
+	// QuotaWarnRatio is the share of the record quota from which the
+	// writer warns (log and ecsmesh_dns_zone_quota_warning).
+	QuotaWarnRatio = 0.9
 )
 
 // Route53API is the part of *route53.Client the writer uses. Build the
@@ -81,11 +90,20 @@ type Options struct {
 	// RequestsPerSecond is the client-side Route53 rate limit (AWS allows
 	// 5 per second per account).
 	RequestsPerSecond float64
-	// OwnerID identifies this control plane deployment in ownership
-	// records. Every replica of one deployment must share it (so a new
+	// OwnerID identifies this control plane deployment in its domain
+	// claims. Every replica of one deployment must share it (so a new
 	// leader owns what the old one wrote); two deployments writing one
 	// zone must not.
 	OwnerID string
+	// VIPRanges are the mesh's VIP ranges (KUMA_IPAM_MESH_SERVICE_CIDR,
+	// KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR): an A record under a claimed
+	// domain is ours only when its values lie in them. The writer refuses
+	// to run without them.
+	VIPRanges []netip.Prefix
+	// RecordQuota is the hosted zone's quota of record sets
+	// (ECSMESH_ROUTE53_RECORD_QUOTA): the writer warns from QuotaWarnRatio
+	// of it and never plans past it.
+	RecordQuota int
 	// TTL of the records, seconds.
 	TTL int64
 	// Limits of one change request; zero means Route53's.
@@ -120,6 +138,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Limits.Records <= 0 || o.Limits.ValueChars <= 0 {
 		o.Limits = DefaultLimits
+	}
+	if o.RecordQuota <= 0 {
+		o.RecordQuota = DefaultRecordQuota
 	}
 	if o.ListPageSize <= 0 {
 		o.ListPageSize = DefaultListPageSize

@@ -42,6 +42,15 @@ type Status struct {
 	Records []Record `json:"records"`
 	// Conflicts are the names not written and why.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// OwnerConflicts are the domains another owner ID claims: nothing
+	// under them is written.
+	OwnerConflicts []OwnerConflict `json:"ownerConflicts,omitempty"`
+	// Footprint is the zone's record sets after the last pass, and
+	// RecordsPerService ecsmesh's share per service with records.
+	Footprint         Footprint `json:"footprint"`
+	RecordsPerService float64   `json:"recordsPerService"`
+	// QuotaWarning is true when the zone nears its record quota.
+	QuotaWarning bool `json:"quotaWarning,omitempty"`
 	// Passes counts completed passes.
 	Passes int64 `json:"passes"`
 }
@@ -59,6 +68,7 @@ func (r *Reconciler) Status() Status {
 	s := r.status
 	s.Records = append([]Record(nil), s.Records...)
 	s.Conflicts = append([]Conflict(nil), s.Conflicts...)
+	s.OwnerConflicts = append([]OwnerConflict(nil), s.OwnerConflicts...)
 	return s
 }
 
@@ -188,6 +198,10 @@ func (r *Reconciler) passOnce(ctx context.Context, w *Writer) error {
 		var res Result
 		res, werr = w.Sync(ctx, records)
 		conflicts = append(conflicts, res.Conflicts...)
+		r.mu.Lock()
+		r.status.OwnerConflicts, r.status.Footprint = res.OwnerConflicts, res.Footprint
+		r.status.RecordsPerService, r.status.QuotaWarning = res.RecordsPerService, res.QuotaWarning
+		r.mu.Unlock()
 	}
 	return r.finish(records, conflicts, errors.Join(allocErr, werr))
 }

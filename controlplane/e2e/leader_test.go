@@ -42,7 +42,8 @@ networking:
 
 // foreignRecords are records ecsmesh does not own: a plain A record, a TXT
 // at a name of its own, a CNAME, and a name held by another ecsmesh
-// deployment (ownership TXT with another owner). None may change.
+// deployment (a VIP marked by a legacy ownership TXT with another owner).
+// None may change.
 func foreignRecords() []fakeroute53.RecordSet {
 	ttl := func(v int64) *int64 { return &v }
 	return []fakeroute53.RecordSet{
@@ -50,7 +51,7 @@ func foreignRecords() []fakeroute53.RecordSet {
 		{Name: "mail.mesh.local.", Type: "TXT", TTL: ttl(3600), Values: []string{`"v=spf1 -all"`}},
 		{Name: "www.mesh.local.", Type: "CNAME", TTL: ttl(60), Values: []string{"legacy.mesh.local"}},
 		{Name: "other.mesh.local.", Type: "A", TTL: ttl(10), Values: []string{"127.1.250.1"}},
-		{Name: dns.OwnershipName("other.mesh.local."), Type: "TXT", TTL: ttl(10), Values: []string{dns.OwnershipValue("someone-else")}},
+		{Name: dns.LegacyName("other.mesh.local.") + ".", Type: "TXT", TTL: ttl(10), Values: []string{dns.OwnershipValue("someone-else")}},
 	}
 }
 
@@ -78,8 +79,9 @@ func viewZone(c *devcloud.Cloud) zoneView {
 	return v
 }
 
-// serviceRecord checks the A and ownership TXT records of service and
-// returns its VIP, or why they are not (yet) right.
+// serviceRecord checks the A record of service and the deployment's claim
+// of mesh.local (no per-record ownership TXT) and returns its VIP, or why
+// they are not (yet) right.
 func (v zoneView) serviceRecord(service string) (netip.Addr, error) {
 	name := service + ".mesh.local."
 	as := v.aByName[name]
@@ -94,14 +96,17 @@ func (v zoneView) serviceRecord(service string) (netip.Addr, error) {
 	if err != nil || !vipRange.Contains(ip) {
 		return netip.Addr{}, fmt.Errorf("%s: value %q is not a VIP in %s", name, a.Values[0], vipRange)
 	}
-	var txt []fakeroute53.RecordSet
+	var claim []fakeroute53.RecordSet
 	for _, r := range v.all {
-		if r.Type == "TXT" && r.Name == dns.OwnershipName(name) {
-			txt = append(txt, r)
+		if r.Type == "TXT" && r.Name == dns.ClaimName("mesh.local")+"." {
+			claim = append(claim, r)
+		}
+		if r.Type == "TXT" && r.Name == dns.LegacyName(name)+"." {
+			return netip.Addr{}, fmt.Errorf("%s: per-record ownership TXT %+v left", name, r)
 		}
 	}
-	if len(txt) != 1 || !reflect.DeepEqual(txt[0].Values, []string{dns.OwnershipValue(ownerID)}) {
-		return netip.Addr{}, fmt.Errorf("%s: ownership TXT records %+v, want one %s", name, txt, dns.OwnershipValue(ownerID))
+	if len(claim) != 1 || !reflect.DeepEqual(claim[0].Values, []string{dns.OwnershipValue(ownerID)}) {
+		return netip.Addr{}, fmt.Errorf("%s: claims of mesh.local %+v, want one %s", name, claim, dns.OwnershipValue(ownerID))
 	}
 	return ip, nil
 }

@@ -190,9 +190,13 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(webVIP, "127.1.") || !strings.HasPrefix(redisVIP, "127.1.") || webVIP == redisVIP {
 		t.Errorf("VIPs web=%q redis=%q", webVIP, redisVIP)
 	}
-	for _, want := range []string{`_ecsmesh-a.web.mesh.local TXT "heritage=ecsmesh,owner=ecsmesh"`, `_ecsmesh-a.redis.mesh.local TXT "heritage=ecsmesh,owner=ecsmesh"`} {
-		if !slices.Contains(res.Records, want) {
-			t.Errorf("records %q lack %q", res.Records, want)
+	// One ownership claim for the domain, no TXT record per name.
+	if want := `_ecsmesh-owner.mesh.local TXT "heritage=ecsmesh,owner=ecsmesh"`; !slices.Contains(res.Records, want) {
+		t.Errorf("records %q lack %q", res.Records, want)
+	}
+	for _, r := range res.Records {
+		if strings.HasPrefix(r, "_ecsmesh-a.") {
+			t.Errorf("per-record ownership TXT %q written", r)
 		}
 	}
 	// xDS: listeners on both VIPs, the inbound on the task address, EDS.

@@ -89,7 +89,7 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		d.Detail("  role tags %s → Dataplane default/%s", fmtTags(tags), res.Dataplanes[svc])
 	}
 
-	d.Progress("DNS: VIPs allocated, Route53 private zone records written (plan → TXT ownership → batched apply)")
+	d.Progress("DNS: VIPs allocated, Route53 private zone records written (plan → one TXT ownership claim per domain → batched apply)")
 	if err := d.wait(ctx, "Route53 A records for web and redis", func() (bool, error) {
 		recs, err := d.Records(ctx)
 		if err != nil {

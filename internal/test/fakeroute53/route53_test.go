@@ -161,3 +161,32 @@ func TestSigV4Checked(t *testing.T) {
 		t.Fatalf("want InvalidClientTokenId, got %v", err)
 	}
 }
+
+func TestRecordQuota(t *testing.T) {
+	ctx := context.Background()
+	fake := fakeroute53.New(fakeroute53.Options{})
+	zid := fake.CreateZone("mesh.local", true) // SOA and NS: 2 record sets
+	c := client(t, fake)
+	if err := fake.SetRecordQuota(zid, 4); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(cs ...types.Change) error {
+		_, err := c.ChangeResourceRecordSets(ctx, &sdk.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zid), ChangeBatch: &types.ChangeBatch{Changes: cs}})
+		return err
+	}
+	if err := apply(change(types.ChangeActionCreate, a("a.mesh.local", "127.1.0.2")), change(types.ChangeActionCreate, a("b.mesh.local", "127.1.0.3"))); err != nil {
+		t.Fatal(err)
+	}
+	err := apply(change(types.ChangeActionCreate, a("c.mesh.local", "127.1.0.4")))
+	var icb *types.InvalidChangeBatch
+	if !errors.As(err, &icb) || len(fake.Records(zid)) != 4 {
+		t.Fatalf("a create past the quota: %v, zone holds %d", err, len(fake.Records(zid)))
+	}
+	// A swap that keeps the count is accepted at the quota.
+	if err := apply(change(types.ChangeActionDelete, a("a.mesh.local", "127.1.0.2")), change(types.ChangeActionCreate, a("c.mesh.local", "127.1.0.4"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.SetRecordQuota("ZNONE", 1); err == nil {
+		t.Fatal("want an error for a missing zone")
+	}
+}

@@ -189,6 +189,22 @@ func (s *Server) SetRateLimit(rps float64, burst int) {
 	s.tokens, s.last = s.burst, s.now()
 }
 
+// SetRecordQuota makes the zone refuse (InvalidChangeBatch) any batch that
+// would leave it holding more than n record sets, SOA and NS included, as
+// Route53's records-per-hosted-zone quota does (10,000 by default on AWS);
+// n 0 removes the limit, which is the fake's default. A batch that does not
+// grow the zone is accepted even above the quota.
+func (s *Server) SetRecordQuota(zoneID string, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	z, ok := s.zones[trimZoneID(zoneID)]
+	if !ok {
+		return fmt.Errorf("route53 fake: no hosted zone %s", zoneID)
+	}
+	z.quota = n
+	return nil
+}
+
 // InjectPriorRequestNotComplete makes the next n ChangeResourceRecordSets
 // fail with PriorRequestNotComplete.
 func (s *Server) InjectPriorRequestNotComplete(n int) {

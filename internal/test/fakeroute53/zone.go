@@ -5,7 +5,9 @@
 // CREATE/DELETE/UPSERT semantics) and GetChange, driven by the real SDK
 // client through AWS_ENDPOINT_URL_ROUTE_53. Requests must carry a valid
 // SigV4 signature (internal/test/sigv4check). A configurable token-bucket rate limit
-// answers Throttling, and PriorRequestNotComplete can be injected.
+// answers Throttling, PriorRequestNotComplete can be injected, and a zone
+// may be given a record set quota (SetRecordQuota) that refuses a batch
+// leaving it fuller (the message is the fake's wording).
 package fakeroute53
 
 import (
@@ -52,6 +54,8 @@ type zone struct {
 	private bool
 	ref     string
 	sets    map[setKey]RecordSet
+	// quota is the most record sets the zone may hold (0: no limit).
+	quota int
 }
 
 // fqdn lower-cases name and adds the trailing dot.
@@ -214,6 +218,9 @@ func (z *zone) apply(changes []Change) []string {
 		default:
 			msgs = append(msgs, fmt.Sprintf("Invalid action %q", c.Action))
 		}
+	}
+	if len(msgs) == 0 && z.quota > 0 && len(staged) > z.quota && len(staged) > len(z.sets) {
+		msgs = append(msgs, fmt.Sprintf("The hosted zone %s would hold %d resource record sets, more than its limit of %d. Delete record sets or request a higher quota.", z.name, len(staged), z.quota))
 	}
 	if len(msgs) > 0 {
 		return msgs
