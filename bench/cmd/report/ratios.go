@@ -74,5 +74,18 @@ func ratios(results []result) []ratio {
 		out = append(out, ratio{Name: "native outbound lookup allocs/op", Num: r.Name, Unit: "allocs/op",
 			Value: r.Metrics["allocs/op"], Target: "0", Met: &met})
 	}
+	add("xDS build-all: with traffic policies ÷ without", "BenchmarkSnapshots10kPolicies", "BenchmarkSnapshots10k", "ms/build-all", none, "")
+	out = append(out, ceiling(idx, "xDS build-all with policies, 10,000 dataplanes (ms)", "BenchmarkSnapshots10kPolicies", "ms/build-all", 3000)...)
+	out = append(out, ceiling(idx, "CP heap per dataplane with policies (KiB)", "BenchmarkSnapshots10kPolicies", "KiB-heap/dataplane", 8)...)
 	return out
+}
+
+// ceiling is an absolute target: the metric of one benchmark at most max.
+func ceiling(idx map[string]result, name, bench, unit string, max float64) []ratio {
+	r, ok := idx[bench]
+	if !ok || r.Metrics[unit] == 0 {
+		return nil
+	}
+	met := r.Metrics[unit] <= max
+	return []ratio{{Name: name, Num: bench, Unit: unit, Value: r.Metrics[unit], Target: fmt.Sprintf("<= %g", max), Met: &met}}
 }

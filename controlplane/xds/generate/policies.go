@@ -94,8 +94,22 @@ type toRules struct {
 type policyIndex struct {
 	ps          Policies
 	byDataplane bool
-	viewKeys    map[string]string
-	inbound     map[string]*fromConf
+	// outbound lists the policies with to entries, in the order of
+	// viewKey's selection.
+	outbound []selector
+	// inTimeouts, inRateLimits and inFaults are the policies with from or
+	// rules entries.
+	inTimeouts   []*resource.MeshTimeout
+	inRateLimits []*resource.MeshRateLimit
+	inFaults     []*resource.MeshFaultInjection
+	viewKeys     map[string]string
+	inbound      map[string]*fromConf
+}
+
+// selector is what viewKey needs of a policy with to entries.
+type selector struct {
+	ref resource.PolicyTargetRef
+	id  string // "<kind>/<name>;"
 }
 
 func newPolicyIndex(in Policies, mesh string) *policyIndex {
@@ -108,7 +122,34 @@ func newPolicyIndex(in Policies, mesh string) *policyIndex {
 	pi.ps.HealthChecks = sortedIn(in.HealthChecks, mesh, &pi.byDataplane)
 	pi.ps.RateLimits = sortedIn(in.RateLimits, mesh, &pi.byDataplane)
 	pi.ps.Faults = sortedIn(in.Faults, mesh, &pi.byDataplane)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.HTTPRoutes)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.TCPRoutes)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.Timeouts)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.Retries)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.Breakers)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.HealthChecks)
+	pi.inTimeouts, pi.inRateLimits, pi.inFaults = withFrom(pi.ps.Timeouts), withFrom(pi.ps.RateLimits), withFrom(pi.ps.Faults)
 	return pi
+}
+
+func withFrom[P resource.Policy](ps []P) []P {
+	var out []P
+	for _, p := range ps {
+		if _, from := p.Entries(); len(from) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func appendSelectors[P resource.Policy](out []selector, ps []P) []selector {
+	for _, p := range ps {
+		if to, _ := p.Entries(); len(to) > 0 {
+			m := p.GetMeta()
+			out = append(out, selector{ref: p.TopTargetRef(), id: m.Type + "/" + m.Name + ";"})
+		}
+	}
+	return out
 }
 
 func sortedIn[P resource.Policy](ps []P, mesh string, byDataplane *bool) []P {
@@ -150,36 +191,35 @@ func tagsKey(tags map[string]string) string {
 	return sb.String()
 }
 
-// viewKey names the policies with to entries that select dp, in order:
-// callers with equal keys get equal outbound configuration. "" when none
-// does.
+// viewKey identifies the set of policies with to entries that select dp:
+// callers with equal keys get equal outbound configuration. It is a hash
+// of the policies' kinds and names, in order (views checks that no two
+// sets share one); "" when no policy selects dp.
 func (pi *policyIndex) viewKey(dp *resource.Dataplane) string {
-	if pi.empty() {
-		return ""
-	}
-	sig := pi.signature(dp, -1)
-	if k, ok := pi.viewKeys[sig]; ok {
-		return k
-	}
-	var sb strings.Builder
-	selecting(&sb, pi.ps.HTTPRoutes, dp)
-	selecting(&sb, pi.ps.TCPRoutes, dp)
-	selecting(&sb, pi.ps.Timeouts, dp)
-	selecting(&sb, pi.ps.Retries, dp)
-	selecting(&sb, pi.ps.Breakers, dp)
-	selecting(&sb, pi.ps.HealthChecks, dp)
-	k := sb.String()
-	pi.viewKeys[sig] = k
+	k, _ := pi.selection(dp)
 	return k
 }
 
-func selecting[P resource.Policy](sb *strings.Builder, ps []P, dp *resource.Dataplane) {
-	for _, p := range ps {
-		if to, _ := p.Entries(); len(to) > 0 && policy.Selects(p.TopTargetRef(), dp) {
-			m := p.GetMeta()
-			sb.WriteString(m.Type + "/" + m.Name + ";")
+// selection returns viewKey and the set it hashes.
+func (pi *policyIndex) selection(dp *resource.Dataplane) (key, set string) {
+	if len(pi.outbound) == 0 {
+		return "", ""
+	}
+	sig := pi.signature(dp, -1)
+	if k, ok := pi.viewKeys[sig]; ok {
+		return k, pi.viewKeys["\x00"+k]
+	}
+	var sb strings.Builder
+	for _, s := range pi.outbound {
+		if s.ref.Kind == resource.TargetMesh || policy.Selects(s.ref, dp) {
+			sb.WriteString(s.id)
 		}
 	}
+	if set = sb.String(); set != "" {
+		key = HashStrings(set)
+	}
+	pi.viewKeys[sig], pi.viewKeys["\x00"+key] = key, set
+	return key, set
 }
 
 // toRules are the to entries that apply to dp as a caller.
@@ -267,7 +307,7 @@ func conf[C any](r policy.Rules, tags policy.Subset, kind string, origins map[st
 // fromConf resolves the from and rules entries that apply to inbound i of
 // dp: the entries for every caller (targetRef Mesh). nil when none does.
 func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error) {
-	if pi.empty() {
+	if len(pi.inTimeouts)+len(pi.inRateLimits)+len(pi.inFaults) == 0 {
 		return nil, nil
 	}
 	sig := pi.signature(dp, i)
@@ -277,13 +317,13 @@ func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error
 	fc := &fromConf{Origins: map[string][]policy.Origin{}}
 	all := policy.Subset{}
 	var err error
-	if fc.Timeout, err = conf[resource.MeshTimeoutConf](inboundRules(pi.ps.Timeouts, dp, i), all, resource.KindMeshTimeout, fc.Origins); err != nil {
+	if fc.Timeout, err = conf[resource.MeshTimeoutConf](inboundRules(pi.inTimeouts, dp, i), all, resource.KindMeshTimeout, fc.Origins); err != nil {
 		return nil, err
 	}
-	if fc.RateLimit, err = conf[resource.MeshRateLimitConf](inboundRules(pi.ps.RateLimits, dp, i), all, resource.KindMeshRateLimit, fc.Origins); err != nil {
+	if fc.RateLimit, err = conf[resource.MeshRateLimitConf](inboundRules(pi.inRateLimits, dp, i), all, resource.KindMeshRateLimit, fc.Origins); err != nil {
 		return nil, err
 	}
-	if fc.Fault, err = conf[resource.MeshFaultInjectionConf](inboundRules(pi.ps.Faults, dp, i), all, resource.KindMeshFaultInjection, fc.Origins); err != nil {
+	if fc.Fault, err = conf[resource.MeshFaultInjectionConf](inboundRules(pi.inFaults, dp, i), all, resource.KindMeshFaultInjection, fc.Origins); err != nil {
 		return nil, err
 	}
 	if len(fc.Origins) == 0 {

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
@@ -13,11 +14,19 @@ import (
 func (b *Builder) views(in *Input, m *Mesh, dps []*resource.Dataplane) error {
 	clusters, vipls := map[string]memoEntry{}, map[string]memoEntry{}
 	if !m.policies.empty() {
+		sets := map[string]string{}
 		for _, dp := range dps {
-			key := m.policies.viewKey(dp)
-			if key == "" || m.views[key] != nil {
+			key, set := m.policies.selection(dp)
+			if key == "" {
 				continue
 			}
+			if prev, ok := sets[key]; ok {
+				if prev != set {
+					return fmt.Errorf("generate: mesh %s: two policy selections hash to view %s; rename one of the policies", m.Name, key)
+				}
+				continue
+			}
+			sets[key] = set
 			v, err := b.view(in, m, m.policies.toRules(dp), clusters, vipls)
 			if err != nil {
 				return err

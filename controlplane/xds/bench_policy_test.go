@@ -1,0 +1,75 @@
+package xds
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/ecsmesh/ecsmesh/api/resource"
+	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
+)
+
+// withBenchPolicies adds to in, per service, a MeshTimeout, a MeshRetry and
+// a MeshCircuitBreaker (each a Mesh-wide policy with one to entry for the
+// service), and for every tenth service a MeshHTTPRoute splitting its
+// traffic 90/10 between its version v1 and v2 dataplanes (tagged
+// alternately).
+func withBenchPolicies(tb testing.TB, in *generate.Input, services int) {
+	for i, dp := range in.Dataplanes {
+		v := "v1"
+		if i%2 == 1 {
+			v = "v2"
+		}
+		dp.Networking.Inbound[0].Tags["version"] = v
+	}
+	for i := range services {
+		svc := fmt.Sprintf("svc-%04d", i)
+		docs := []string{
+			`{"type":"MeshTimeout","mesh":"default","name":"timeout-` + svc + `","spec":{"targetRef":{"kind":"Mesh"},"to":[{"targetRef":{"kind":"MeshService","name":"` + svc + `"},
+			  "default":{"connectionTimeout":"2s","http":{"requestTimeout":"5s"}}}]}}`,
+			`{"type":"MeshRetry","mesh":"default","name":"retry-` + svc + `","spec":{"targetRef":{"kind":"Mesh"},"to":[{"targetRef":{"kind":"MeshService","name":"` + svc + `"},
+			  "default":{"http":{"numRetries":3,"retryOn":["5xx"]}}}]}}`,
+			`{"type":"MeshCircuitBreaker","mesh":"default","name":"cb-` + svc + `","spec":{"targetRef":{"kind":"Mesh"},"to":[{"targetRef":{"kind":"MeshService","name":"` + svc + `"},
+			  "default":{"connectionLimits":{"maxConnections":1024},"outlierDetection":{"detectors":{"totalFailures":{"consecutive":5}}}}}]}}`,
+		}
+		if i%10 == 0 {
+			docs = append(docs, `{"type":"MeshHTTPRoute","mesh":"default","name":"split-`+svc+`","spec":{"targetRef":{"kind":"Mesh"},"to":[{"targetRef":{"kind":"MeshService","name":"`+svc+`"},
+			  "rules":[{"matches":[{"path":{"type":"PathPrefix","value":"/"}}],"default":{"backendRefs":[
+			    {"kind":"MeshServiceSubset","name":"`+svc+`","tags":{"version":"v1"},"weight":90},
+			    {"kind":"MeshServiceSubset","name":"`+svc+`","tags":{"version":"v2"},"weight":10}]}}]}]}}`)
+		}
+		for _, d := range docs {
+			obj, _, err := resource.DecodeOne([]byte(d))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			in.Policies.Add(obj.(resource.Policy))
+		}
+	}
+}
+
+// BenchmarkSnapshots10kPolicies is BenchmarkSnapshots10k with traffic
+// policies on every service (see withBenchPolicies): what they add to
+// build-all time and to the CP heap per dataplane.
+func BenchmarkSnapshots10kPolicies(b *testing.B) {
+	dps, services := benchSize("ECSMESH_BENCH_DATAPLANES", 10000), benchSize("ECSMESH_BENCH_SERVICES", 1000)
+	in := bigMesh(dps, services)
+	withBenchPolicies(b, in, services)
+	base := heapInUse()
+	b.ResetTimer()
+	var c *meshCache
+	var bld *generate.Builder
+	for range b.N {
+		c, bld = buildAll(b, in)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build-all")
+	held := heapInUse()
+	runtime.KeepAlive(c)
+	runtime.KeepAlive(bld)
+	if held > base {
+		b.ReportMetric(float64(held-base)/float64(dps)/1024, "KiB-heap/dataplane")
+	}
+	v, _ := c.view(NodeID("default", "dp-00000"))
+	b.ReportMetric(float64(len(v.mesh.ViewOf(v.node.ViewKey).Clusters)), "clusters/dataplane")
+}
