@@ -141,8 +141,9 @@ func serviceEndpoints(svc *Service) (*Resource, error) {
 	return newResource(cla.ClusterName, cla)
 }
 
-// localCluster is the static cluster of the app behind an inbound.
-func localCluster(name, addr string, port int, protocol string) (*Resource, error) {
+// localCluster is the static cluster of the app behind an inbound, with
+// the circuit breakers of the inbound's MeshCircuitBreaker (may be nil).
+func localCluster(name, addr string, port int, protocol string, breaker *resource.MeshCircuitBreakerConf) (*Resource, error) {
 	c := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
@@ -157,6 +158,11 @@ func localCluster(name, addr string, port int, protocol string) (*Resource, erro
 		var err error
 		if c.TypedExtensionProtocolOptions, err = http2Options(); err != nil {
 			return nil, err
+		}
+	}
+	if breaker != nil {
+		if err := clusterPolicy(c, protocol, &toConf{Breaker: breaker}); err != nil {
+			return nil, fmt.Errorf("%w (cluster %s)", err, name)
 		}
 	}
 	return newResource(name, c)

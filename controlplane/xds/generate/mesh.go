@@ -240,6 +240,9 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 	}
 	m.permissions(in)
 	m.policies = newPolicyIndex(in.Policies, m.Name)
+	if len(m.policies.inFaults) > 0 {
+		m.policies.callers = meshCallers(m, dps)
+	}
 	if err := b.subsets(in, m, dps); err != nil {
 		return nil, err
 	}

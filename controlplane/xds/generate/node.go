@@ -178,9 +178,14 @@ func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutb
 		if !seenCluster[cname] {
 			seenCluster[cname] = true
 			ck := "cluster\x00" + cname + "\x00" + in.Protocol()
+			var breaker *resource.MeshCircuitBreakerConf
+			if fc := from[i]; fc != nil && fc.Breaker != nil {
+				breaker = fc.Breaker
+				ck += "\x00" + fc.key
+			}
 			n.internKeys = append(n.internKeys, ck)
 			c, err := b.nodes.intern(ck, func() (*Resource, error) {
-				return localCluster(cname, in.AppAddress(), in.AppPort(), in.Protocol())
+				return localCluster(cname, in.AppAddress(), in.AppPort(), in.Protocol(), breaker)
 			})
 			if err != nil {
 				return nil, err

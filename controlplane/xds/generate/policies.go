@@ -72,15 +72,6 @@ type toConf struct {
 	key     string
 }
 
-// fromConf is what the policies selecting an inbound configure for it.
-type fromConf struct {
-	Timeout   *resource.MeshTimeoutConf        `json:"timeout,omitempty"`
-	RateLimit *resource.MeshRateLimitConf      `json:"rateLimit,omitempty"`
-	Fault     *resource.MeshFaultInjectionConf `json:"faultInjection,omitempty"`
-	Origins   map[string][]policy.Origin       `json:"origins,omitempty"`
-	key       string
-}
-
 // toRules are the to entries of every kind that apply to one group of
 // callers.
 type toRules struct {
@@ -97,12 +88,16 @@ type policyIndex struct {
 	// outbound lists the policies with to entries, in the order of
 	// viewKey's selection.
 	outbound []selector
-	// inTimeouts, inRateLimits and inFaults are the policies with from or
-	// rules entries.
+	// inTimeouts, inBreakers, inRateLimits and inFaults are the policies
+	// with from or rules entries.
 	inTimeouts   []*resource.MeshTimeout
+	inBreakers   []*resource.MeshCircuitBreaker
 	inRateLimits []*resource.MeshRateLimit
 	inFaults     []*resource.MeshFaultInjection
-	viewKeys     map[string]string
+	// callers are the mesh's inbounds with their dataplanes' identities
+	// (MeshFaultInjection selects callers by tags).
+	callers  []caller
+	viewKeys map[string]string
 	inbound      map[string]*fromConf
 }
 
@@ -128,7 +123,8 @@ func newPolicyIndex(in Policies, mesh string) *policyIndex {
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Retries)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Breakers)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.HealthChecks)
-	pi.inTimeouts, pi.inRateLimits, pi.inFaults = withFrom(pi.ps.Timeouts), withFrom(pi.ps.RateLimits), withFrom(pi.ps.Faults)
+	pi.inTimeouts, pi.inBreakers = withFrom(pi.ps.Timeouts), withFrom(pi.ps.Breakers)
+	pi.inRateLimits, pi.inFaults = withFrom(pi.ps.RateLimits), withFrom(pi.ps.Faults)
 	return pi
 }
 
@@ -302,41 +298,6 @@ func conf[C any](r policy.Rules, tags policy.Subset, kind string, origins map[st
 	}
 	origins[kind] = from
 	return &c, nil
-}
-
-// fromConf resolves the from and rules entries that apply to inbound i of
-// dp: the entries for every caller (targetRef Mesh). nil when none does.
-func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error) {
-	if len(pi.inTimeouts)+len(pi.inRateLimits)+len(pi.inFaults) == 0 {
-		return nil, nil
-	}
-	sig := pi.signature(dp, i)
-	if fc, ok := pi.inbound[sig]; ok {
-		return fc, nil
-	}
-	fc := &fromConf{Origins: map[string][]policy.Origin{}}
-	all := policy.Subset{}
-	var err error
-	if fc.Timeout, err = conf[resource.MeshTimeoutConf](inboundRules(pi.inTimeouts, dp, i), all, resource.KindMeshTimeout, fc.Origins); err != nil {
-		return nil, err
-	}
-	if fc.RateLimit, err = conf[resource.MeshRateLimitConf](inboundRules(pi.inRateLimits, dp, i), all, resource.KindMeshRateLimit, fc.Origins); err != nil {
-		return nil, err
-	}
-	if fc.Fault, err = conf[resource.MeshFaultInjectionConf](inboundRules(pi.inFaults, dp, i), all, resource.KindMeshFaultInjection, fc.Origins); err != nil {
-		return nil, err
-	}
-	if len(fc.Origins) == 0 {
-		fc = nil
-	} else {
-		b, err := json.Marshal(fc)
-		if err != nil {
-			return nil, fmt.Errorf("generate: encoding policy configuration: %w", err)
-		}
-		fc.key = string(b)
-	}
-	pi.inbound[sig] = fc
-	return fc, nil
 }
 
 func inboundRules[P resource.Policy](ps []P, dp *resource.Dataplane, i int) policy.Rules {

@@ -495,6 +495,57 @@ func TestPolicyEffects(t *testing.T) {
 			t.Errorf("rate limit %v (%v)", rl, err)
 		}
 	})
+	t.Run("fault by caller", func(t *testing.T) {
+		b := NewBuilder()
+		m, err := b.Mesh(withPolicies(t, `
+type: MeshFaultInjection
+mesh: default
+name: api-faults
+spec:
+  targetRef: {kind: MeshService, name: web}
+  from:
+  - targetRef: {kind: Mesh}
+    default: {http: [{abort: {httpStatus: 500, percentage: 10}}]}
+  - targetRef: {kind: MeshServiceSubset, name: web, tags: {version: v2}}
+    default: {http: [{delay: {value: 2s, percentage: 50}}]}
+---
+type: MeshCircuitBreaker
+mesh: default
+name: inbound-limits
+spec:
+  targetRef: {kind: MeshService, name: web}
+  from:
+  - targetRef: {kind: Mesh}
+    default: {connectionLimits: {maxConnections: 50}}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := snapshotOf(t, b, m, "web-1", true)
+		fs := listenerHCM(t, s, "inbound:10.0.1.10:15000").GetHttpFilters()
+		if len(fs) != 4 {
+			t.Fatalf("inbound filters %v, want ecsmesh, web v2's delay, everyone else's abort, router", fs)
+		}
+		v2, rest := &faultv3.HTTPFault{}, &faultv3.HTTPFault{}
+		if err := fs[1].GetTypedConfig().UnmarshalTo(v2); err != nil {
+			t.Fatal(err)
+		}
+		if err := fs[2].GetTypedConfig().UnmarshalTo(rest); err != nil {
+			t.Fatal(err)
+		}
+		web2 := m.SpiffeIDs["web-2"]
+		if v2.GetDelay() == nil || v2.GetAbort() != nil || len(v2.GetHeaders()) != 1 || v2.GetHeaders()[0].GetName() != "x-ecsmesh-peer-id" ||
+			v2.GetHeaders()[0].GetStringMatch().GetExact() != web2 || v2.GetHeaders()[0].GetInvertMatch() {
+			t.Errorf("web v2's fault %v, want only the delay (the list replaces the Mesh one), for %s", v2, web2)
+		}
+		if rest.GetAbort() == nil || len(rest.GetHeaders()) != 1 || !rest.GetHeaders()[0].GetInvertMatch() || rest.GetHeaders()[0].GetStringMatch().GetExact() != web2 {
+			t.Errorf("the Mesh-wide fault %v, want the abort for every caller but %s", rest, web2)
+		}
+		local := unpack(t, s, resourcev3.ClusterType, "localhost:8080", &clusterv3.Cluster{})
+		if local.GetCircuitBreakers().GetThresholds()[0].GetMaxConnections().GetValue() != 50 {
+			t.Errorf("local app cluster %v, want the inbound's circuit breaker", local)
+		}
+	})
 	t.Run("inbound timeout", func(t *testing.T) {
 		h := listenerHCM(t, build(policyGolden[0].docs, "web-1"), "inbound:10.0.1.10:15000")
 		if h.GetStreamIdleTimeout().AsDuration() != 2*time.Minute || h.GetRequestHeadersTimeout().AsDuration() != 5*time.Second ||

@@ -381,12 +381,18 @@ func retryPolicy(r *resource.MeshRetryConf, protocol string) (*routev3.RetryPoli
 	} else {
 		return nil, nil
 	}
-	if len(on) == 0 {
-		// Envoy retries nothing without a condition; Kuma's default.
-		on = []string{"gateway-error", "connect-failure", "refused-stream"}
+	if len(on) == 0 && len(rp.RetriableRequestHeaders) == 0 {
+		// Envoy retries nothing without a condition. Without retryOn,
+		// retry only what never reached the app (HTTP), or the gRPC codes
+		// Kuma retries by default.
+		on = []string{"connect-failure", "refused-stream"}
 		if protocol == resource.ProtocolGRPC {
 			on = []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
 		}
+	} else if len(on) == 0 {
+		// Only methods were named: retry their requests on what never
+		// reached the app and on 5xx.
+		on = []string{"connect-failure", "refused-stream", "5xx"}
 	}
 	rp.RetryOn = strings.Join(on, ",")
 	return rp, nil

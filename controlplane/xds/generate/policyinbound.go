@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
+	"github.com/ecsmesh/ecsmesh/filter"
 )
 
 // hcmOptions are what policies add to an HTTP connection manager.
@@ -80,13 +81,13 @@ func inboundHTTPOptions(service string, fc *fromConf) (*hcmOptions, error) {
 			}
 		}
 	}
-	if f := fc.Fault; f != nil {
-		for _, hf := range f.HTTP {
-			fault, err := faultFilter(hf)
+	for _, cf := range fc.Faults {
+		for _, hf := range cf.Conf.HTTP {
+			fs, err := faultFilters(hf, cf)
 			if err != nil {
 				return nil, err
 			}
-			o.filters = append(o.filters, fault)
+			o.filters = append(o.filters, fs...)
 		}
 	}
 	if rl := fc.RateLimit; rl != nil && rl.Local != nil && rl.Local.HTTP != nil {
@@ -156,9 +157,42 @@ func httpLocalRateLimit(service string, h *resource.LocalHTTPRateLimit) (*hcmv3.
 	return &hcmv3.HttpFilter{Name: httpLocalRateLimitFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}, nil
 }
 
-// faultFilter is Envoy's fault filter for one MeshFaultInjection fault.
-func faultFilter(f resource.HTTPFault) (*hcmv3.HttpFilter, error) {
-	hf := &faultv3.HTTPFault{}
+// faultFilters are Envoy's fault filters for one MeshFaultInjection fault
+// and its callers, told apart by the caller identity ecsmesh's filter
+// verified and set (x-ecsmesh-peer-id): one filter per caller identity
+// (header matchers AND together), or one for every caller but the
+// excepted ones.
+func faultFilters(f resource.HTTPFault, cf callerFaults) ([]*hcmv3.HttpFilter, error) {
+	peer := func(id string, invert bool) *routev3.HeaderMatcher {
+		return &routev3.HeaderMatcher{Name: filter.HeaderPeerID, InvertMatch: invert,
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(id)}}
+	}
+	if cf.Callers == nil {
+		var except []*routev3.HeaderMatcher
+		for _, id := range cf.Except {
+			except = append(except, peer(id, true))
+		}
+		ff, err := faultFilter(f, except)
+		if err != nil {
+			return nil, err
+		}
+		return []*hcmv3.HttpFilter{ff}, nil
+	}
+	var out []*hcmv3.HttpFilter
+	for _, id := range cf.Callers {
+		ff, err := faultFilter(f, []*routev3.HeaderMatcher{peer(id, false)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ff)
+	}
+	return out, nil
+}
+
+// faultFilter is Envoy's fault filter for one fault, applied to requests
+// matching headers.
+func faultFilter(f resource.HTTPFault, headers []*routev3.HeaderMatcher) (*hcmv3.HttpFilter, error) {
+	hf := &faultv3.HTTPFault{Headers: headers}
 	if a := f.Abort; a != nil {
 		hf.Abort = &faultv3.FaultAbort{
 			ErrorType:  &faultv3.FaultAbort_HttpStatus{HttpStatus: uint32(a.HTTPStatus)},
