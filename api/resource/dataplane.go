@@ -44,6 +44,9 @@ type Networking struct {
 	// Outbound are explicit upstreams on 127.0.0.1:port (optional with
 	// --bind-outbounds, which binds every reachable service's VIP).
 	Outbound []Outbound `json:"outbound,omitempty"`
+	// TransparentProxying carries Kuma's reachableServices (the rest of
+	// Kuma's transparent-proxy settings do not apply on ECS).
+	TransparentProxying *TransparentProxying `json:"transparentProxying,omitempty"`
 	// Admin is Envoy's admin listener (on 127.0.0.1).
 	Admin *Admin `json:"admin,omitempty"`
 }
@@ -75,6 +78,24 @@ type Outbound struct {
 // Admin is Envoy's admin endpoint.
 type Admin struct {
 	Port int `json:"port"`
+}
+
+// TransparentProxying is the part of Kuma's transparent-proxy settings
+// ecsmesh reads.
+type TransparentProxying struct {
+	// ReachableServices, when set, are the only services (kuma.io/service)
+	// the Dataplane may call: its outbound configuration holds nothing
+	// else. An explicit empty list allows none.
+	ReachableServices []string `json:"reachableServices,omitzero"`
+}
+
+// Reachable returns the Dataplane's reachableServices, nil when it sets
+// none (every service).
+func (d *Dataplane) Reachable() []string {
+	if d.Networking.TransparentProxying == nil {
+		return nil
+	}
+	return d.Networking.TransparentProxying.ReachableServices
 }
 
 // Service returns the inbound's kuma.io/service.
@@ -201,6 +222,21 @@ func (d *Dataplane) Validate() *validation.Error {
 			outs[k] = i
 		}
 		validateServiceTags(op.Field("tags"), o.Tags, false, verr)
+	}
+	if tp := d.Networking.TransparentProxying; tp != nil {
+		seen := map[string]int{}
+		for i, svc := range tp.ReachableServices {
+			rp := p.Field("transparentProxying").Field("reachableServices").Index(i)
+			switch {
+			case !ValidServiceName(svc):
+				verr.Add(rp, "must be a kuma.io/service value: 1-63 letters, digits, '.', '_' or '-'")
+			default:
+				if prev, dup := seen[svc]; dup {
+					verr.Add(rp, fmt.Sprintf("duplicates reachableServices[%d]", prev))
+				}
+				seen[svc] = i
+			}
+		}
 	}
 	if d.Networking.Admin != nil {
 		ap := p.Field("admin").Field("port")

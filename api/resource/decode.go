@@ -273,10 +273,14 @@ var ignoredKumaFields = map[string]string{
 	"networking.inbound.address":      "inbounds listen on networking.address",
 	"networking.advertisedAddress":    "not supported",
 	"networking.advertisedPort":       "not supported",
-	"networking.transparentProxying":  "ECS on Fargate has no transparent proxy; use VIPs",
-	"networking.outbound.backendRef":  "outbounds are named by kuma.io/service",
-	"probes":                          "not supported",
-	"spec.provider":                   "ecsmesh always uses its built-in CA",
+	"networking.transparentProxying.redirectPortInbound":  "ECS on Fargate has no transparent proxy; use VIPs",
+	"networking.transparentProxying.redirectPortOutbound": "ECS on Fargate has no transparent proxy; use VIPs",
+	"networking.transparentProxying.directAccessServices": "ECS on Fargate has no transparent proxy; use VIPs",
+	"networking.transparentProxying.ipFamilyMode":         "ECS on Fargate has no transparent proxy; use VIPs",
+	"networking.transparentProxying.reachableBackends":    "ecsmesh has no MeshService resources; use reachableServices",
+	"networking.outbound.backendRef":                      "outbounds are named by kuma.io/service",
+	"probes":                                              "not supported",
+	"spec.provider":                                       "ecsmesh always uses its built-in CA",
 }
 
 func joinPath(path, k string) string {

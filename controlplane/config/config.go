@@ -65,6 +65,11 @@ type Config struct {
 	FilterWasmPath string `json:"filterWasmPath"`
 	FilterGoPath   string `json:"filterGoPath"`
 
+	// AutoReachableServices limits the outbound configuration of a
+	// Dataplane that lists no reachableServices to the services whose
+	// permissions admit its identity (ECSMESH_AUTO_REACHABLE_SERVICES).
+	AutoReachableServices bool `json:"autoReachableServices"`
+
 	Store   Store   `json:"store"`
 	Auth    Auth    `json:"auth"`
 	DNS     DNS     `json:"dns"`

@@ -65,6 +65,7 @@ var envVars = []envVar{
 	}},
 	{"ECSMESH_FILTER_WASM_PATH", "filterWasmPath", str(func(c *Config) *string { return &c.FilterWasmPath })},
 	{"ECSMESH_FILTER_GO_PATH", "filterGoPath", str(func(c *Config) *string { return &c.FilterGoPath })},
+	{"ECSMESH_AUTO_REACHABLE_SERVICES", "autoReachableServices", boolean(func(c *Config) *bool { return &c.AutoReachableServices })},
 	{"KUMA_STORE_TYPE", "store.type", str(func(c *Config) *string { return &c.Store.Type })},
 	{"KUMA_STORE_POSTGRES_HOST", "store.postgres.host", str(func(c *Config) *string { return &c.Store.Postgres.Host })},
 	{"KUMA_STORE_POSTGRES_PORT", "store.postgres.port", integer(func(c *Config) *int { return &c.Store.Postgres.Port })},

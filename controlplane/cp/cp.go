@@ -123,7 +123,7 @@ func (s *Server) Run(ctx context.Context) error {
 	xo := xds.Options{
 		Store: s.store, Tokens: s.tokens, CA: s.ca, Logger: s.log,
 		VIPPort: s.cfg.DNS.VIPPort, Domain: s.cfg.DNS.Domain, InstanceID: s.cfg.InstanceID, TLS: tlsCfg,
-		WasmPath: s.cfg.FilterWasmPath, GoPath: s.cfg.FilterGoPath,
+		WasmPath: s.cfg.FilterWasmPath, GoPath: s.cfg.FilterGoPath, AutoReachable: s.cfg.AutoReachableServices,
 	}
 	if verifier != nil {
 		xo.RoleChecker = verifier

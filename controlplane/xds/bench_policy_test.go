@@ -1,9 +1,16 @@
 package xds
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"testing"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/xds/generate"
@@ -72,4 +79,61 @@ func BenchmarkSnapshots10kPolicies(b *testing.B) {
 	}
 	v, _ := c.view(NodeID("default", "dp-00000"))
 	b.ReportMetric(float64(len(v.mesh.ViewOf(v.node.ViewKey).Clusters)), "clusters/dataplane")
+}
+
+// BenchmarkInitialSync: the bytes of a sidecar's first full configuration
+// over a real ADS stream, with every service of the mesh reachable and
+// with reachableServices naming 10 of them.
+func BenchmarkInitialSync(b *testing.B) {
+	dps, services := benchSize("ECSMESH_BENCH_DATAPLANES", 10000), benchSize("ECSMESH_BENCH_SERVICES", 1000)
+	for _, reach := range []int{0, 10} {
+		name := "reachable=all"
+		if reach > 0 {
+			name = fmt.Sprintf("reachable=%d", reach)
+		}
+		b.Run(name, func(b *testing.B) {
+			in := bigMesh(dps, services)
+			if reach > 0 {
+				for i, dp := range in.Dataplanes {
+					list := make([]string, reach)
+					for j := range list {
+						list[j] = fmt.Sprintf("svc-%04d", (i+j)%services)
+					}
+					dp.Networking.TransparentProxying = &resource.TransparentProxying{ReachableServices: list}
+				}
+			}
+			c, _ := buildAll(b, in)
+			b.ResetTimer()
+			var total int64
+			for range b.N {
+				total += initialSyncBytes(b, c, services)
+			}
+			b.ReportMetric(float64(total)/float64(b.N)/1024, "KiB-initial-sync/sidecar")
+		})
+	}
+}
+
+// initialSyncBytes opens one ADS stream for dp-00001 and returns the bytes
+// it receives until every subscribed type has answered.
+func initialSyncBytes(b *testing.B, c *meshCache, services int) int64 {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gs := grpc.NewServer()
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, serverv3.NewServer(ctx, c, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	bc := &benchClient{synced: make(chan struct{})}
+	go func() { _ = runBenchClient(ctx, conn, NodeID("default", "dp-00001"), services, "svc-0000", bc) }()
+	<-bc.synced
+	return bc.bytes.Load()
 }

@@ -83,16 +83,15 @@ func (ns *nodeState) resources(typ string) []*generate.Resource {
 	}
 	switch typ {
 	case resourcev3.ListenerType:
-		if n.BindOutbounds {
-			v := m.ViewOf(n.ViewKey)
-			return append(append(make([]*generate.Resource, 0, len(n.Listeners)+len(v.VIPListeners)), n.Listeners...), v.VIPListeners...)
+		if vips := m.NodeVIPListeners(n); len(vips) > 0 {
+			return append(append(make([]*generate.Resource, 0, len(n.Listeners)+len(vips)), n.Listeners...), vips...)
 		}
 		return n.Listeners
 	case resourcev3.ClusterType:
-		v := m.ViewOf(n.ViewKey)
-		return append(append(make([]*generate.Resource, 0, len(n.Clusters)+len(v.Clusters)), v.Clusters...), n.Clusters...)
+		cs := m.NodeClusters(n)
+		return append(append(make([]*generate.Resource, 0, len(n.Clusters)+len(cs)), cs...), n.Clusters...)
 	case resourcev3.EndpointType:
-		return m.Endpoints
+		return m.NodeEndpoints(n)
 	case resourcev3.SecretType:
 		var out []*generate.Resource
 		if ns.identity != nil {
@@ -120,16 +119,14 @@ func (ns *nodeState) get(typ, name string) *generate.Resource {
 	}
 	switch typ {
 	case resourcev3.EndpointType:
-		return m.EndpointByName[name]
+		return m.NodeEndpoint(n, name)
 	case resourcev3.ClusterType:
-		if r := m.ViewOf(n.ViewKey).ClusterByName[name]; r != nil {
+		if r := m.NodeCluster(n, name); r != nil {
 			return r
 		}
 	case resourcev3.ListenerType:
-		if n.BindOutbounds {
-			if r := m.ViewOf(n.ViewKey).VIPListenerByName[name]; r != nil {
-				return r
-			}
+		if r := m.NodeVIPListener(n, name); r != nil {
+			return r
 		}
 	case resourcev3.SecretType:
 		switch name {

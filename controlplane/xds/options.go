@@ -86,6 +86,9 @@ type Options struct {
 	// (ECSMESH_FILTER_WASM_PATH, ECSMESH_FILTER_GO_PATH; defaults
 	// /etc/ecsmesh/ecsmesh-filter.wasm and .so).
 	WasmPath, GoPath string
+	// AutoReachable is ECSMESH_AUTO_REACHABLE_SERVICES (see
+	// generate.Input.AutoReachable).
+	AutoReachable bool
 	// Domain is KUMA_DNS_SERVER_DOMAIN: services are reachable as
 	// <service>.<Domain> plus HostnameGenerator names.
 	Domain string

@@ -29,10 +29,11 @@ type worldSource struct {
 	domain           string
 	vipPort          int
 	wasmPath, goPath string
+	autoReachable    bool
 }
 
 func newWorldSource(o Options, log *slog.Logger) *worldSource {
-	return &worldSource{store: o.Store, ca: o.CA, tokens: o.Tokens, log: log, domain: o.Domain, vipPort: o.VIPPort, wasmPath: o.WasmPath, goPath: o.GoPath}
+	return &worldSource{store: o.Store, ca: o.CA, tokens: o.Tokens, log: log, domain: o.Domain, vipPort: o.VIPPort, wasmPath: o.WasmPath, goPath: o.GoPath, autoReachable: o.AutoReachable}
 }
 
 // world is the decoded store state the generator reads, loaded from src.
@@ -334,6 +335,7 @@ func (w *world) input(mesh string) *generate.Input {
 	in := &generate.Input{
 		Mesh: w.meshes[mesh], Online: map[string]bool{}, VIPs: w.vips[mesh], Domain: w.src.domain, VIPPort: w.src.vipPort,
 		JWKS: w.jwks[mesh], JWTIssuer: w.src.tokens.JWTSVIDIssuer(), TrustBundlePEM: w.bundles[mesh], WasmPath: w.src.wasmPath, GoPath: w.src.goPath,
+		AutoReachable: w.src.autoReachable,
 	}
 	for name, e := range w.dps[mesh] {
 		in.Dataplanes = append(in.Dataplanes, e.dp)

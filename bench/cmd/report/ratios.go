@@ -74,6 +74,8 @@ func ratios(results []result) []ratio {
 		out = append(out, ratio{Name: "native outbound lookup allocs/op", Num: r.Name, Unit: "allocs/op",
 			Value: r.Metrics["allocs/op"], Target: "0", Met: &met})
 	}
+	add("xDS initial sync per sidecar: 10 reachable services ÷ all 1,000", "BenchmarkInitialSync/reachable=10", "BenchmarkInitialSync/reachable=all",
+		"KiB-initial-sync/sidecar", 0.05, "<= 0.05")
 	add("xDS build-all: with traffic policies ÷ without", "BenchmarkSnapshots10kPolicies", "BenchmarkSnapshots10k", "ms/build-all", none, "")
 	out = append(out, ceiling(idx, "xDS build-all with policies, 10,000 dataplanes (ms)", "BenchmarkSnapshots10kPolicies", "ms/build-all", 3000)...)
 	out = append(out, ceiling(idx, "CP heap per dataplane with policies (KiB)", "BenchmarkSnapshots10kPolicies", "KiB-heap/dataplane", 8)...)

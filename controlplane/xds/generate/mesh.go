@@ -38,6 +38,10 @@ type Input struct {
 	Domain     string
 	// VIPPort is KUMA_DNS_SERVER_SERVICE_VIP_PORT.
 	VIPPort int
+	// AutoReachable is ECSMESH_AUTO_REACHABLE_SERVICES: a Dataplane that
+	// lists no reachableServices reaches only the services whose
+	// permissions admit its identity.
+	AutoReachable bool
 	// JWKS is the key set whose keys sign the mesh's JWT-SVIDs (and no
 	// other mesh's, nor dataplane tokens).
 	JWKS json.RawMessage
@@ -122,6 +126,10 @@ type Mesh struct {
 	policies  *policyIndex
 	// subsets are the clusters of route subsets, in every View.
 	subsets []*Resource
+	// autoReachable is ECSMESH_AUTO_REACHABLE_SERVICES; admitted memoizes
+	// the services each identity is admitted to.
+	autoReachable bool
+	admitted      map[string]map[string]bool
 }
 
 // View is what a group of callers gets of the mesh-wide resources: a
@@ -137,6 +145,8 @@ type View struct {
 	// to is the resolved policy configuration per destination service
 	// (absent when none applies).
 	to map[string]*toConf
+	// vipService maps a VIP listener's name to its service.
+	vipService map[string]string
 }
 
 // ViewOf returns the View of callers with a Node's ViewKey.
@@ -193,7 +203,8 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		Name: in.Mesh.Name, TrustDomain: td, FilterType: in.Mesh.FilterType(),
 		Services: map[string]*Service{}, SpiffeIDs: make(map[string]string, len(in.Dataplanes)),
 		IDErrors: map[string]error{}, Dataplanes: make(map[string]*resource.Dataplane, len(in.Dataplanes)),
-		View:           View{ClusterByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{}},
+		View:          View{ClusterByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{}, vipService: map[string]string{}},
+		autoReachable: in.AutoReachable, admitted: map[string]map[string]bool{},
 		EndpointByName: map[string]*Resource{}, views: map[string]*View{},
 		jwks: in.JWKS, jwtIssuer: in.JWTIssuer, perms: map[string]permSet{},
 	}
@@ -354,6 +365,7 @@ func (b *Builder) services(in *Input, m *Mesh) error {
 			}
 			m.VIPListeners = append(m.VIPListeners, l)
 			m.VIPListenerByName[l.Name] = l
+			m.vipService[l.Name] = name
 			svc.vipListener = l
 		}
 		if isHTTP(svc.Protocol) && (svc.VIP.IsValid() || len(svc.Hosts) > 0) {

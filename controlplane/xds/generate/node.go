@@ -44,6 +44,10 @@ type Node struct {
 	// ViewKey selects the dataplane's View of the mesh (Mesh.ViewOf): the
 	// clusters and VIP listeners that carry the policies selecting it.
 	ViewKey string
+	// Reachable are the services the dataplane may call (nil: every
+	// service); its outbound configuration holds no other. See
+	// Mesh.NodeClusters.
+	Reachable map[string]bool
 	// Inbound and Outbound are the resolved traffic policies of each
 	// inbound and each destination service, for inspection.
 	Inbound  map[int]*fromConf
@@ -113,9 +117,10 @@ func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*No
 	}
 	viewKey := m.policies.viewKey(dp)
 	view := m.ViewOf(viewKey)
+	reach, reachKey := m.reachable(dp, id, view)
 	from := make([]*fromConf, len(dp.Networking.Inbound))
 	var sb strings.Builder
-	sb.WriteString(m.nodeEpoch + "\x00" + id + "\x00" + strconv.FormatBool(bindOutbounds) + "\x00" + viewKey)
+	sb.WriteString(m.nodeEpoch + "\x00" + id + "\x00" + strconv.FormatBool(bindOutbounds) + "\x00" + viewKey + "\x00" + reachKey)
 	for i := range dp.Networking.Inbound {
 		sb.WriteString("\x00" + m.perms[dp.Networking.Inbound[i].Service()].key())
 		fc, err := m.policies.fromConf(dp, i)
@@ -148,6 +153,9 @@ func (b *Builder) Node(m *Mesh, dp *resource.Dataplane, bindOutbounds bool) (*No
 		return prev.node, nil
 	}
 	n, err := b.buildNode(m, dp, id, bindOutbounds, view, from)
+	if n != nil {
+		n.Reachable = reach
+	}
 	if err != nil {
 		return nil, err
 	}

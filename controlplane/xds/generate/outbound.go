@@ -3,6 +3,8 @@ package generate
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,18 +51,30 @@ func encodeRoutes(routes []filter.Route) (routeList, error) {
 
 // appendWithTokens appends l to body, giving each route that attaches a
 // token and has a token in toks its token (routes[].token and
-// routes[].tokenExpiresAt).
-func (l routeList) appendWithTokens(body []byte, routes []filter.Route, toks RouteTokens) []byte {
-	if len(toks) == 0 {
-		return append(body, l.json...)
+// routes[].tokenExpiresAt), and leaving out the routes keep refuses (keep
+// nil keeps all). sep is written before the first route appended; it
+// reports whether any route was.
+func (l routeList) appendWithTokens(body []byte, routes []filter.Route, toks RouteTokens, keep func(*filter.Route) bool, sep bool) ([]byte, bool) {
+	if len(toks) == 0 && keep == nil {
+		if sep && len(l.json) > 0 {
+			body = append(body, ',')
+		}
+		return append(body, l.json...), len(l.json) > 0
 	}
-	start := 0
+	start, wrote := 0, false
 	for i, end := range l.ends {
 		if i > 0 {
-			body = append(body, ',')
-			start++
+			start++ // the comma before route i
 		}
 		r := &routes[i]
+		if keep != nil && !keep(r) {
+			start = end
+			continue
+		}
+		if sep || wrote {
+			body = append(body, ',')
+		}
+		wrote = true
 		tok, ok := toks[r.SpiffeID]
 		if !r.AttachToken || r.SpiffeID == "" || !ok || tok.Value == "" {
 			body = append(body, l.json[start:end]...)
@@ -75,7 +89,7 @@ func (l routeList) appendWithTokens(body []byte, routes []filter.Route, toks Rou
 		body = append(body, '}')
 		start = end
 	}
-	return body
+	return body, wrote
 }
 
 // appendJSONString appends s as a JSON string: as it is when it holds
@@ -119,8 +133,19 @@ func TokenAudiences(m *Mesh, n *Node, max int) (auds []string, truncated bool) {
 	if !add(n.ExtraRoutes) {
 		return auds, true
 	}
-	if n.BindOutbounds && !add(m.Routes) {
-		return auds, true
+	if n.BindOutbounds {
+		routes := m.Routes
+		if n.Reachable != nil {
+			routes = nil
+			for _, r := range m.Routes {
+				if n.Reaches(r.Cluster) {
+					routes = append(routes, r)
+				}
+			}
+		}
+		if !add(routes) {
+			return auds, true
+		}
 	}
 	return auds, false
 }
@@ -146,6 +171,12 @@ func OutboundFilterConfig(m *Mesh, n *Node, toks RouteTokens) *Resource {
 	for _, aud := range auds {
 		sb.WriteString(aud + "\x00" + toks[aud].Value + "\x00")
 	}
+	var keep func(*filter.Route) bool
+	if n.Reachable != nil {
+		keep = func(r *filter.Route) bool { return n.Reaches(r.Cluster) }
+		reach := slices.Sorted(maps.Keys(n.Reachable))
+		sb.WriteString("\x01" + strings.Join(reach, "\x00"))
+	}
 	version := HashStrings(m.RoutesVersion, string(extra.json), filterType, ident.SpiffeID, sb.String())
 	return &Resource{Name: OutboundFilter, Version: version, render: func() (*anypb.Any, error) {
 		identJSON, err := json.Marshal(ident)
@@ -158,11 +189,8 @@ func OutboundFilterConfig(m *Mesh, n *Node, toks RouteTokens) *Resource {
 		}
 		body := make([]byte, 0, size)
 		body = append(body, `{"mode":"outbound","routes":[`...)
-		body = routes.appendWithTokens(body, meshRoutes, toks)
-		if len(routes.json) > 0 && len(extra.json) > 0 {
-			body = append(body, ',')
-		}
-		body = extra.appendWithTokens(body, extraRoutes, toks)
+		body, wrote := routes.appendWithTokens(body, meshRoutes, toks, keep, false)
+		body, _ = extra.appendWithTokens(body, extraRoutes, toks, nil, wrote)
 		body = append(body, `],"identity":`...)
 		body = append(body, identJSON...)
 		body = append(body, '}')

@@ -98,7 +98,7 @@ type policyIndex struct {
 	// (MeshFaultInjection selects callers by tags).
 	callers  []caller
 	viewKeys map[string]string
-	inbound      map[string]*fromConf
+	inbound  map[string]*fromConf
 }
 
 // selector is what viewKey needs of a policy with to entries.

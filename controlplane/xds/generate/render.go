@@ -18,9 +18,9 @@ type Snapshot map[string][]*Resource
 // outbound filter configuration.
 func Resources(m *Mesh, n *Node, identity, outbound *Resource) Snapshot {
 	s := Snapshot{}
-	s[resourcev3.ListenerType] = append(append([]*Resource(nil), n.Listeners...), boundVIPs(m, n)...)
-	s[resourcev3.ClusterType] = append(append([]*Resource(nil), m.ViewOf(n.ViewKey).Clusters...), n.Clusters...)
-	s[resourcev3.EndpointType] = append([]*Resource(nil), m.Endpoints...)
+	s[resourcev3.ListenerType] = append(append([]*Resource(nil), n.Listeners...), m.NodeVIPListeners(n)...)
+	s[resourcev3.ClusterType] = append(append([]*Resource(nil), m.NodeClusters(n)...), n.Clusters...)
+	s[resourcev3.EndpointType] = append([]*Resource(nil), m.NodeEndpoints(n)...)
 	var secrets []*Resource
 	if identity != nil {
 		secrets = append(secrets, identity)
@@ -38,13 +38,6 @@ func Resources(m *Mesh, n *Node, identity, outbound *Resource) Snapshot {
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
 	}
 	return s
-}
-
-func boundVIPs(m *Mesh, n *Node) []*Resource {
-	if !n.BindOutbounds {
-		return nil
-	}
-	return m.ViewOf(n.ViewKey).VIPListeners
 }
 
 // Version is a content hash of the whole snapshot.

@@ -43,6 +43,7 @@ func (b *Builder) view(in *Input, m *Mesh, r toRules, clusters, vipls map[string
 		ClusterByName:     make(map[string]*Resource, len(m.ServiceNames)),
 		VIPListenerByName: make(map[string]*Resource, len(m.VIPListeners)),
 		to:                map[string]*toConf{},
+		vipService:        m.vipService,
 	}
 	for _, name := range m.ServiceNames {
 		svc := m.Services[name]
