@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/api/dpapi"
+	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/cp"
 	"github.com/ecsmesh/ecsmesh/controlplane/vip"
@@ -106,7 +107,84 @@ networking:
 	if got != spiffe["web"] {
 		t.Errorf("x-ecsmesh-peer-id at the redis app = %q, want %q", got, spiffe["web"])
 	}
+
+	// Traffic policies: Envoy must accept what each kind generates. The
+	// route's header reaching the app proves web's VIP listener (with the
+	// policy route, retry policy and timeouts) and redis's cluster (with
+	// circuit breakers, outlier detection and a health check) were taken.
+	for _, doc := range trafficPolicies {
+		if status, body, err := httpDo(http.MethodPost, admin+"/apply", doc); err != nil || status != http.StatusOK {
+			t.Fatalf("applying a policy: %d %s %v", status, body, err)
+		}
+	}
+	waitFor(t, settleDeadline, "GET "+target+" through the policy route = 200 with x-route-policy", func() (bool, string) {
+		status, body, err := httpDo(http.MethodGet, target, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return status == http.StatusOK && redisApp.lastRoute() == "canary", fmt.Sprintf("%d %s, x-route-policy %q", status, body, redisApp.lastRoute())
+	})
+	// A fault on redis's inbound for every caller: 418 from redis's Envoy.
+	if status, body, err := httpDo(http.MethodPost, admin+"/apply", abortFault); err != nil || status != http.StatusOK {
+		t.Fatalf("applying the fault: %d %s %v", status, body, err)
+	}
+	waitFor(t, settleDeadline, "GET "+target+" = 418 from the fault filter", func() (bool, string) {
+		status, body, err := httpDo(http.MethodGet, target, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return status == http.StatusTeapot, fmt.Sprintf("%d %s", status, body)
+	})
 }
+
+// trafficPolicies configure web's calls to redis with one policy of each
+// outbound kind; abortFault aborts every call arriving at redis.
+var (
+	trafficPolicies = []string{`type: MeshTimeout
+mesh: default
+name: web-to-redis
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to: [{targetRef: {kind: MeshService, name: redis}, default: {connectionTimeout: 2s, idleTimeout: 10m, http: {requestTimeout: 5s, streamIdleTimeout: 1m}}}]
+`, `type: MeshRetry
+mesh: default
+name: web-to-redis
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to: [{targetRef: {kind: MeshService, name: redis}, default: {http: {numRetries: 2, retryOn: [5xx, ConnectFailure]}}}]
+`, `type: MeshCircuitBreaker
+mesh: default
+name: web-to-redis
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to: [{targetRef: {kind: MeshService, name: redis}, default: {connectionLimits: {maxConnections: 100}, outlierDetection: {detectors: {totalFailures: {consecutive: 5}}}}}]
+`, `type: MeshHealthCheck
+mesh: default
+name: web-to-redis
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to: [{targetRef: {kind: MeshService, name: redis}, default: {interval: 5s, timeout: 2s, http: {path: /hello}}}]
+`, `type: MeshHTTPRoute
+mesh: default
+name: web-to-redis
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to:
+  - targetRef: {kind: MeshService, name: redis}
+    rules:
+    - matches: [{path: {type: PathPrefix, value: /hello}}]
+      default:
+        filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-route-policy, value: canary}]}}]
+        backendRefs: [{kind: MeshService, name: redis}]
+`}
+	abortFault = `type: MeshFaultInjection
+mesh: default
+name: redis-abort
+spec:
+  targetRef: {kind: MeshService, name: redis}
+  from: [{targetRef: {kind: Mesh}, default: {http: [{abort: {httpStatus: 418, percentage: 100}}]}}]
+`
+)
 
 // buildFilter returns the proxy-wasm filter: ECSMESH_FILTER_WASM when set
 // (make test builds build/ecsmesh-filter.wasm), else built here like
@@ -242,8 +320,9 @@ func runEnvoy(t *testing.T, bin, name string, bootstrap any) {
 // header of the requests it serves.
 type app struct {
 	port int
-	mu   sync.Mutex
-	peer string
+	mu    sync.Mutex
+	peer  string
+	route string
 }
 
 func startApp(t *testing.T, service string) *app {
@@ -256,12 +335,19 @@ func startApp(t *testing.T, service string) *app {
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.peer = r.Header.Get("x-ecsmesh-peer-id")
+		a.route = r.Header.Get("x-route-policy")
 		a.mu.Unlock()
 		_, _ = fmt.Fprintf(w, "hello from %s\n", service)
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return a
+}
+
+func (a *app) lastRoute() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.route
 }
 
 func (a *app) lastPeer() string {
@@ -279,4 +365,14 @@ func freePort(t *testing.T, host string) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestEnvoyEndToEndPoliciesDecode keeps the policies TestEnvoyEndToEnd
+// applies valid where no Envoy runs.
+func TestEnvoyEndToEndPoliciesDecode(t *testing.T) {
+	for _, doc := range append(trafficPolicies, abortFault) {
+		if _, _, err := resource.DecodeOne([]byte(doc)); err != nil {
+			t.Errorf("%v\n%s", err, doc)
+		}
+	}
 }
