@@ -319,7 +319,7 @@ func runEnvoy(t *testing.T, bin, name string, bootstrap any) {
 // app is a tiny HTTP application on 127.0.0.1 recording the peer identity
 // header of the requests it serves.
 type app struct {
-	port int
+	port  int
 	mu    sync.Mutex
 	peer  string
 	route string
