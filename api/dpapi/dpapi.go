@@ -123,3 +123,12 @@ const (
 	FilterWasmPath = "/etc/ecsmesh/ecsmesh-filter.wasm"
 	FilterGoPath   = "/etc/ecsmesh/ecsmesh-filter.so"
 )
+
+// Variables the agent sets in Envoy's environment: the Dataplane's first
+// service and its address. Generated access log formats read them
+// (%ENVIRONMENT(ECSMESH_SERVICE)%) where the listener is shared by every
+// caller.
+const (
+	EnvoyEnvService = "ECSMESH_SERVICE"
+	EnvoyEnvAddress = "ECSMESH_ADDRESS"
+)

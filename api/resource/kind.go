@@ -20,6 +20,7 @@ const (
 	KindMeshTCPRoute          = "MeshTCPRoute"
 	KindMeshRateLimit         = "MeshRateLimit"
 	KindMeshFaultInjection    = "MeshFaultInjection"
+	KindMeshAccessLog         = "MeshAccessLog"
 )
 
 // Scope says whether a kind lives inside a mesh.
@@ -63,6 +64,7 @@ var kinds = []KindInfo{
 	{KindMeshTCPRoute, "meshtcproutes", ScopeMesh, func() Object { return &MeshTCPRoute{} }},
 	{KindMeshRateLimit, "meshratelimits", ScopeMesh, func() Object { return &MeshRateLimit{} }},
 	{KindMeshFaultInjection, "meshfaultinjections", ScopeMesh, func() Object { return &MeshFaultInjection{} }},
+	{KindMeshAccessLog, "meshaccesslogs", ScopeMesh, func() Object { return &MeshAccessLog{} }},
 }
 
 // Kinds lists every kind, in a stable order.

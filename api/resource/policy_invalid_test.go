@@ -17,6 +17,30 @@ var invalidPolicies = []struct {
 	in   string
 	want []string
 }{
+	{"Kuma docs: logging to multiple backends (Tcp refused)", head("MeshAccessLog") + `
+  rules:
+  - default:
+      backends:
+      - {type: Tcp, tcp: {address: 127.0.0.1:5000, format: {type: Json, json: [{key: start_time, value: "%START_TIME%"}]}}}
+      - {type: File, file: {path: /dev/stdout, format: {type: Plain, plain: "[%START_TIME%]"}}}`, []string{
+		"spec.rules[0].default.backends[0].type: Tcp is not supported by ecsmesh yet: write to a File (/dev/stdout reaches CloudWatch Logs through the awslogs log driver) or export to OpenTelemetry",
+	}},
+	{"access log backends", head("MeshAccessLog") + `
+  to:
+  - targetRef: {kind: Mesh}
+    default:
+      backends:
+      - {type: File, file: {path: relative.log, format: {type: Json, json: [{key: a, value: one}, {key: a, value: two}]}}}
+      - {type: OpenTelemetry, openTelemetry: {endpoint: collector, body: {kvlistValue: {values: [{key: mesh, value: {stringValue: 1}}]}, mapValue: {}}}}
+      - {type: Syslog}
+      - {type: File}`, []string{
+		"spec.to[0].default.backends[0].file.path: must be an absolute path (e.g. /dev/stdout)",
+		"spec.to[0].default.backends[0].file.format.json[1].key: duplicates json[0]",
+		`spec.to[0].default.backends[1].openTelemetry.endpoint: must be host:port, got "collector"`,
+		"spec.to[0].default.backends[1].openTelemetry.body: must be an OpenTelemetry AnyValue: an object with exactly one of stringValue, boolValue, intValue, doubleValue, bytesValue, arrayValue or kvlistValue",
+		`spec.to[0].default.backends[2].type: must be File, Tcp or OpenTelemetry, got "Syslog"`,
+		"spec.to[0].default.backends[3].file: must be set with type File",
+	}},
 	// Decoding: unknown fields, refused Kuma fields, wrong types.
 	{"unknown field with its path", head("MeshTimeout") + `
   to:

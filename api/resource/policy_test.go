@@ -120,7 +120,7 @@ func TestPolicyKindsRegistered(t *testing.T) {
 	want := map[string]string{
 		"MeshTimeout": "meshtimeouts", "MeshRetry": "meshretries", "MeshCircuitBreaker": "meshcircuitbreakers",
 		"MeshHealthCheck": "meshhealthchecks", "MeshHTTPRoute": "meshhttproutes", "MeshTCPRoute": "meshtcproutes",
-		"MeshRateLimit": "meshratelimits", "MeshFaultInjection": "meshfaultinjections",
+		"MeshRateLimit": "meshratelimits", "MeshFaultInjection": "meshfaultinjections", "MeshAccessLog": "meshaccesslogs",
 	}
 	if got := policyKinds(); len(got) != len(want) {
 		t.Errorf("policy kinds %v, want the %d of %v", got, len(want), want)

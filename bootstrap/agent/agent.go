@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/api/envoybootstrap"
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/bootstrap/dataplane"
@@ -516,10 +517,22 @@ func (a *Agent) startEnvoy(ctx context.Context, boot []byte) (Envoy, error) {
 	a.mu.Unlock()
 	proc, err := a.cfg.Launch(ctx, envoy.Options{
 		Binary: a.cfg.EnvoyBinary, BootstrapPath: a.BootstrapPath(), DrainTime: a.cfg.DrainTime,
-		ExtraArgs: a.cfg.EnvoyArgs, Logger: a.log,
+		ExtraArgs: a.cfg.EnvoyArgs, Logger: a.log, Env: envoyEnv(a.dp),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return proc, nil
+}
+
+// envoyEnv is what the agent tells Envoy through its environment: the
+// Dataplane's first service and its address, which access log lines of
+// calls it makes read (%ENVIRONMENT(ECSMESH_SERVICE)%: the listeners of
+// those calls are shared by every caller, so the CP cannot write them in).
+func envoyEnv(dp *resource.Dataplane) []string {
+	env := []string{dpapi.EnvoyEnvAddress + "=" + dp.Networking.Address}
+	if svcs := dp.Services(); len(svcs) > 0 {
+		env = append(env, dpapi.EnvoyEnvService+"="+svcs[0])
+	}
+	return env
 }

@@ -30,6 +30,9 @@ type Options struct {
 	DrainTime time.Duration
 	// ExtraArgs are appended (e.g. --log-level debug, --concurrency 2).
 	ExtraArgs []string
+	// Env are variables added to the agent's environment for Envoy
+	// ("NAME=value").
+	Env []string
 	// Stdout and Stderr default to the agent's.
 	Stdout, Stderr io.Writer
 	// Logger; nil discards.
@@ -71,6 +74,9 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		return nil, errors.New("envoy: no bootstrap file")
 	}
 	cmd := exec.Command(path, o.Args()...)
+	if len(o.Env) > 0 {
+		cmd.Env = append(os.Environ(), o.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
 	if cmd.Stdout == nil {
 		cmd.Stdout = os.Stdout

@@ -81,11 +81,15 @@ func TestStartSignalStop(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(work, "token"), []byte("tok-1"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			p, err := envoy.Start(context.Background(), envoy.Options{Binary: self(t), BootstrapPath: writeBootstrap(t, work), DrainTime: 30 * time.Second})
+			p, err := envoy.Start(context.Background(), envoy.Options{Binary: self(t), BootstrapPath: writeBootstrap(t, work), DrainTime: 30 * time.Second,
+				Env: []string{"ECSMESH_SERVICE=web"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, "fake envoy started", func() bool { return rec.Has("token tok-1") })
+			if !rec.Has("env ECSMESH_SERVICE=web") {
+				t.Errorf("Envoy's environment lacks Options.Env: %v", rec.Events())
+			}
 			args := strings.Join(rec.Args(), " ")
 			if !strings.Contains(args, "-c "+filepath.Join(work, "bootstrap.json")) || !strings.Contains(args, "--drain-time-s 30") {
 				t.Fatalf("args = %q", args)

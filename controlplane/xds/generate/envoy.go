@@ -287,7 +287,11 @@ func outboundListener(addr string, port int, svc, protocol, filterType string, t
 		}
 		filters = []*listenerv3.Filter{f}
 	} else {
-		fs, err := tcpProxy("outbound_"+svc, svc, outboundTCPOptions(tc))
+		opt, err := outboundTCPOptions(svc, tc)
+		if err != nil {
+			return nil, err
+		}
+		fs, err := tcpProxy("outbound_"+svc, svc, opt)
 		if err != nil {
 			return nil, err
 		}

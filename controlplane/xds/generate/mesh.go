@@ -124,8 +124,10 @@ type Mesh struct {
 	jwtIssuer string
 	perms     map[string]permSet
 	policies  *policyIndex
-	// subsets are the clusters of route subsets, in every View.
+	// subsets are the clusters of route subsets and collectors, in every
+	// View; infra names the collectors' (every Dataplane gets them).
 	subsets []*Resource
+	infra   map[string]bool
 	// autoReachable is ECSMESH_AUTO_REACHABLE_SERVICES; admitted memoizes
 	// the services each identity is admitted to.
 	autoReachable bool
@@ -204,7 +206,7 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		Services: map[string]*Service{}, SpiffeIDs: make(map[string]string, len(in.Dataplanes)),
 		IDErrors: map[string]error{}, Dataplanes: make(map[string]*resource.Dataplane, len(in.Dataplanes)),
 		View:          View{ClusterByName: map[string]*Resource{}, VIPListenerByName: map[string]*Resource{}, vipService: map[string]string{}},
-		autoReachable: in.AutoReachable, admitted: map[string]map[string]bool{},
+		autoReachable: in.AutoReachable, admitted: map[string]map[string]bool{}, infra: map[string]bool{},
 		EndpointByName: map[string]*Resource{}, views: map[string]*View{},
 		jwks: in.JWKS, jwtIssuer: in.JWTIssuer, perms: map[string]permSet{},
 	}
@@ -255,6 +257,9 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 		m.policies.callers = meshCallers(m, dps)
 	}
 	if err := b.subsets(in, m, dps); err != nil {
+		return nil, err
+	}
+	if err := m.collectors(); err != nil {
 		return nil, err
 	}
 	if err := b.views(in, m, dps); err != nil {

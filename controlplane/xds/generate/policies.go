@@ -21,13 +21,14 @@ type Policies struct {
 	HealthChecks []*resource.MeshHealthCheck
 	RateLimits   []*resource.MeshRateLimit
 	Faults       []*resource.MeshFaultInjection
+	AccessLogs   []*resource.MeshAccessLog
 }
 
 // PolicyKinds are the traffic policy kinds Policies holds: those the
 // generator turns into Envoy configuration.
 var PolicyKinds = []string{
 	resource.KindMeshHTTPRoute, resource.KindMeshTCPRoute, resource.KindMeshTimeout, resource.KindMeshRetry, resource.KindMeshCircuitBreaker,
-	resource.KindMeshHealthCheck, resource.KindMeshRateLimit, resource.KindMeshFaultInjection,
+	resource.KindMeshHealthCheck, resource.KindMeshRateLimit, resource.KindMeshFaultInjection, resource.KindMeshAccessLog,
 }
 
 // Add files p under its kind. It reports false for a kind the generator
@@ -50,6 +51,8 @@ func (ps *Policies) Add(p resource.Policy) bool {
 		ps.RateLimits = append(ps.RateLimits, p)
 	case *resource.MeshFaultInjection:
 		ps.Faults = append(ps.Faults, p)
+	case *resource.MeshAccessLog:
+		ps.AccessLogs = append(ps.AccessLogs, p)
 	default:
 		return false
 	}
@@ -67,6 +70,10 @@ type toConf struct {
 	Retry      *resource.MeshRetryConf          `json:"retry,omitempty"`
 	Breaker    *resource.MeshCircuitBreakerConf `json:"circuitBreaker,omitempty"`
 	Health     *resource.MeshHealthCheckConf    `json:"healthCheck,omitempty"`
+	// AccessLog is MeshAccessLog's backends for calls to the service.
+	AccessLog *resource.MeshAccessLogConf `json:"accessLog,omitempty"`
+	// mesh names the mesh (for access log placeholders).
+	mesh string
 	// Origins are the policy entries merged, per kind.
 	Origins map[string][]policy.Origin `json:"origins,omitempty"`
 	key     string
@@ -75,7 +82,8 @@ type toConf struct {
 // toRules are the to entries of every kind that apply to one group of
 // callers.
 type toRules struct {
-	httpRoute, tcpRoute, timeout, retry, breaker, health policy.Rules
+	httpRoute, tcpRoute, timeout, retry, breaker, health, accessLog policy.Rules
+	mesh                                                            string
 }
 
 // policyIndex holds a mesh's policies, sorted by precedence, and memoizes
@@ -94,6 +102,8 @@ type policyIndex struct {
 	inBreakers   []*resource.MeshCircuitBreaker
 	inRateLimits []*resource.MeshRateLimit
 	inFaults     []*resource.MeshFaultInjection
+	inAccessLogs []*resource.MeshAccessLog
+	mesh         string
 	// callers are the mesh's inbounds with their dataplanes' identities
 	// (MeshFaultInjection selects callers by tags).
 	callers  []caller
@@ -108,7 +118,7 @@ type selector struct {
 }
 
 func newPolicyIndex(in Policies, mesh string) *policyIndex {
-	pi := &policyIndex{viewKeys: map[string]string{}, inbound: map[string]*fromConf{}}
+	pi := &policyIndex{viewKeys: map[string]string{}, inbound: map[string]*fromConf{}, mesh: mesh}
 	pi.ps.HTTPRoutes = sortedIn(in.HTTPRoutes, mesh, &pi.byDataplane)
 	pi.ps.TCPRoutes = sortedIn(in.TCPRoutes, mesh, &pi.byDataplane)
 	pi.ps.Timeouts = sortedIn(in.Timeouts, mesh, &pi.byDataplane)
@@ -117,14 +127,17 @@ func newPolicyIndex(in Policies, mesh string) *policyIndex {
 	pi.ps.HealthChecks = sortedIn(in.HealthChecks, mesh, &pi.byDataplane)
 	pi.ps.RateLimits = sortedIn(in.RateLimits, mesh, &pi.byDataplane)
 	pi.ps.Faults = sortedIn(in.Faults, mesh, &pi.byDataplane)
+	pi.ps.AccessLogs = sortedIn(in.AccessLogs, mesh, &pi.byDataplane)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.HTTPRoutes)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.TCPRoutes)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Timeouts)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Retries)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Breakers)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.HealthChecks)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.AccessLogs)
 	pi.inTimeouts, pi.inBreakers = withFrom(pi.ps.Timeouts), withFrom(pi.ps.Breakers)
 	pi.inRateLimits, pi.inFaults = withFrom(pi.ps.RateLimits), withFrom(pi.ps.Faults)
+	pi.inAccessLogs = withFrom(pi.ps.AccessLogs)
 	return pi
 }
 
@@ -162,7 +175,7 @@ func sortedIn[P resource.Policy](ps []P, mesh string, byDataplane *bool) []P {
 
 func (pi *policyIndex) empty() bool {
 	p := pi.ps
-	return len(p.HTTPRoutes)+len(p.TCPRoutes)+len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults) == 0
+	return len(p.HTTPRoutes)+len(p.TCPRoutes)+len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults)+len(p.AccessLogs) == 0
 }
 
 // signature is what selection reads of dp (all inbounds when inbound < 0).
@@ -227,6 +240,8 @@ func (pi *policyIndex) toRules(dp *resource.Dataplane) toRules {
 		retry:     policy.Outbound(pi.ps.Retries, dp),
 		breaker:   policy.Outbound(pi.ps.Breakers, dp),
 		health:    policy.Outbound(pi.ps.HealthChecks, dp),
+		accessLog: policy.Outbound(pi.ps.AccessLogs, dp),
+		mesh:      pi.mesh,
 	}
 }
 
@@ -268,6 +283,10 @@ func (r toRules) resolveTo(service, protocol string) (*toConf, error) {
 	if tc.Health, err = conf[resource.MeshHealthCheckConf](r.health, tags, resource.KindMeshHealthCheck, tc.Origins); err != nil {
 		return nil, err
 	}
+	if tc.AccessLog, err = conf[resource.MeshAccessLogConf](r.accessLog, tags, resource.KindMeshAccessLog, tc.Origins); err != nil {
+		return nil, err
+	}
+	tc.mesh = r.mesh
 	if len(tc.Origins) == 0 {
 		return nil, nil
 	}

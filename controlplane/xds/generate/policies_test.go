@@ -170,6 +170,7 @@ spec:
     - default:
         backendRefs: [{kind: MeshService, name: redis, weight: 80}, {kind: MeshService, name: web, weight: 20}]
 `, []string{"web-1"}},
+	{"meshaccesslog", accessLogPolicy, []string{"web-1", "redis-1"}},
 }
 
 const httpRoutes = `

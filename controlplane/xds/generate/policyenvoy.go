@@ -483,6 +483,10 @@ func outboundHTTPOptions(service, protocol string, tc *toConf) (*hcmOptions, err
 		return nil, nil
 	}
 	o := &hcmOptions{}
+	var err error
+	if o.accessLogs, err = accessLogs(tc.AccessLog, logContext{mesh: tc.mesh, direction: directionOutbound, service: service}); err != nil {
+		return nil, err
+	}
 	for _, hr := range tc.HTTPRoutes {
 		r, err := httpRoute(service, protocol, hr, tc)
 		if err != nil {
@@ -500,7 +504,7 @@ func outboundHTTPOptions(service, protocol string, tc *toConf) (*hcmOptions, err
 		r.Match.Headers = []*routev3.HeaderMatcher{{Name: filter.HeaderCluster, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(service)}}}
 		o.routes = append(o.routes, r)
 	}
-	if len(o.routes) == 0 {
+	if len(o.routes) == 0 && o.accessLogs == nil {
 		return nil, nil
 	}
 	return o, nil
@@ -509,11 +513,15 @@ func outboundHTTPOptions(service, protocol string, tc *toConf) (*hcmOptions, err
 // outboundTCPOptions are MeshTCPRoute's backends, MeshTimeout's
 // idleTimeout and MeshRetry's tcp.maxConnectAttempt for a TCP
 // destination; nil when tc is.
-func outboundTCPOptions(tc *toConf) *tcpOptions {
+func outboundTCPOptions(service string, tc *toConf) (*tcpOptions, error) {
 	if tc == nil {
-		return nil
+		return nil, nil
 	}
 	o := &tcpOptions{}
+	var err error
+	if o.accessLogs, err = accessLogs(tc.AccessLog, logContext{mesh: tc.mesh, direction: directionOutbound, service: service, tcp: true}); err != nil {
+		return nil, err
+	}
 	if tc.TCPRoute != nil {
 		o.backends = tc.TCPRoute.BackendRefs
 		if o.backends == nil {
@@ -526,5 +534,5 @@ func outboundTCPOptions(tc *toConf) *tcpOptions {
 	if tc.Retry != nil && tc.Retry.TCP != nil {
 		o.maxConnectAttempts = u32(tc.Retry.TCP.MaxConnectAttempt)
 	}
-	return o
+	return o, nil
 }

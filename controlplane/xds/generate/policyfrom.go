@@ -14,11 +14,13 @@ type fromConf struct {
 	Timeout   *resource.MeshTimeoutConf        `json:"timeout,omitempty"`
 	Breaker   *resource.MeshCircuitBreakerConf `json:"circuitBreaker,omitempty"`
 	RateLimit *resource.MeshRateLimitConf      `json:"rateLimit,omitempty"`
+	AccessLog *resource.MeshAccessLogConf      `json:"accessLog,omitempty"`
 	// Faults are MeshFaultInjection's faults by caller: the most specific
 	// callers first, the whole mesh (less those) last.
 	Faults  []callerFaults             `json:"faultInjection,omitempty"`
 	Origins map[string][]policy.Origin `json:"origins,omitempty"`
 	key     string
+	mesh    string
 }
 
 // callerFaults are the faults injected into the requests of some callers.
@@ -57,14 +59,14 @@ func meshCallers(m *Mesh, dps []*resource.Dataplane) []caller {
 // the entries for every caller (targetRef Mesh, the only caller kind
 // their validation admits); faults are resolved per caller subset.
 func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error) {
-	if len(pi.inTimeouts)+len(pi.inBreakers)+len(pi.inRateLimits)+len(pi.inFaults) == 0 {
+	if len(pi.inTimeouts)+len(pi.inBreakers)+len(pi.inRateLimits)+len(pi.inFaults)+len(pi.inAccessLogs) == 0 {
 		return nil, nil
 	}
 	sig := pi.signature(dp, i)
 	if fc, ok := pi.inbound[sig]; ok {
 		return fc, nil
 	}
-	fc := &fromConf{Origins: map[string][]policy.Origin{}}
+	fc := &fromConf{Origins: map[string][]policy.Origin{}, mesh: pi.mesh}
 	all := policy.Subset{}
 	var err error
 	if fc.Timeout, err = conf[resource.MeshTimeoutConf](inboundRules(pi.inTimeouts, dp, i), all, resource.KindMeshTimeout, fc.Origins); err != nil {
@@ -74,6 +76,9 @@ func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error
 		return nil, err
 	}
 	if fc.RateLimit, err = conf[resource.MeshRateLimitConf](inboundRules(pi.inRateLimits, dp, i), all, resource.KindMeshRateLimit, fc.Origins); err != nil {
+		return nil, err
+	}
+	if fc.AccessLog, err = conf[resource.MeshAccessLogConf](inboundRules(pi.inAccessLogs, dp, i), all, resource.KindMeshAccessLog, fc.Origins); err != nil {
 		return nil, err
 	}
 	if err := pi.faults(fc, inboundRules(pi.inFaults, dp, i)); err != nil {

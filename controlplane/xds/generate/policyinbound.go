@@ -1,6 +1,7 @@
 package generate
 
 import (
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -29,6 +30,8 @@ type hcmOptions struct {
 	routes []*routev3.Route
 	// route adjusts the default route's action.
 	route func(*routev3.RouteAction) error
+	// accessLogs are MeshAccessLog's loggers.
+	accessLogs []*accesslogv3.AccessLog
 }
 
 func (o *hcmOptions) apply(h *hcmv3.HttpConnectionManager) {
@@ -36,6 +39,7 @@ func (o *hcmOptions) apply(h *hcmv3.HttpConnectionManager) {
 		return
 	}
 	h.StreamIdleTimeout, h.RequestHeadersTimeout, h.CommonHttpProtocolOptions = o.streamIdleTimeout, o.requestHeadersTimeout, o.common
+	h.AccessLog = o.accessLogs
 }
 
 // tcpOptions are what policies add to a TCP proxy chain.
@@ -46,6 +50,8 @@ type tcpOptions struct {
 	filters []*listenerv3.Filter
 	// backends, when not nil, replace the proxy's cluster (MeshTCPRoute).
 	backends []resource.BackendRef
+	// accessLogs are MeshAccessLog's loggers.
+	accessLogs []*accesslogv3.AccessLog
 }
 
 func (o *tcpOptions) apply(t *tcpproxyv3.TcpProxy) {
@@ -55,6 +61,7 @@ func (o *tcpOptions) apply(t *tcpproxyv3.TcpProxy) {
 	if o.backends != nil {
 		tcpRoute(t, t.GetCluster(), o.backends)
 	}
+	t.AccessLog = o.accessLogs
 	if o.idleTimeout != nil {
 		t.IdleTimeout = o.idleTimeout
 	}
@@ -71,6 +78,10 @@ func inboundHTTPOptions(service string, fc *fromConf) (*hcmOptions, error) {
 		return nil, nil
 	}
 	o := &hcmOptions{}
+	var err error
+	if o.accessLogs, err = accessLogs(fc.AccessLog, logContext{mesh: fc.mesh, direction: directionInbound, service: service}); err != nil {
+		return nil, err
+	}
 	if t := fc.Timeout; t != nil {
 		o.common = commonHTTPOptions(t)
 		if h := t.HTTP; h != nil {
@@ -110,6 +121,10 @@ func inboundTCPOptions(service string, fc *fromConf) (*tcpOptions, error) {
 		return nil, nil
 	}
 	o := &tcpOptions{}
+	var err error
+	if o.accessLogs, err = accessLogs(fc.AccessLog, logContext{mesh: fc.mesh, direction: directionInbound, service: service, tcp: true}); err != nil {
+		return nil, err
+	}
 	if t := fc.Timeout; t != nil {
 		o.idleTimeout = dur(t.IdleTimeout)
 	}

@@ -128,12 +128,12 @@ func (n *Node) filter(rs []*Resource, reaches func(string) bool) []*Resource {
 // NodeClusters are the service clusters n receives: its View's, only
 // those of the services it may reach.
 func (m *Mesh) NodeClusters(n *Node) []*Resource {
-	return n.filter(m.ViewOf(n.ViewKey).Clusters, n.reachesCluster)
+	return n.filter(m.ViewOf(n.ViewKey).Clusters, func(name string) bool { return m.infra[name] || n.reachesCluster(name) })
 }
 
 // NodeCluster returns the service cluster name as n receives it, or nil.
 func (m *Mesh) NodeCluster(n *Node, name string) *Resource {
-	if !n.reachesCluster(name) {
+	if !m.infra[name] && !n.reachesCluster(name) {
 		return nil
 	}
 	return m.ViewOf(n.ViewKey).ClusterByName[name]

@@ -53,6 +53,8 @@ const (
 	networkLocalRateLimit    = "envoy.filters.network.local_ratelimit"
 	retryPreviousHosts       = "envoy.retry_host_predicates.previous_hosts"
 	retryPreviousPriorities  = "envoy.retry_priorities.previous_priorities"
+	accessLogFile            = "envoy.access_loggers.file"
+	accessLogOpenTelemetry   = "envoy.access_loggers.open_telemetry"
 )
 
 // WasmConfigType and GoConfigType are the type URLs of the filter's

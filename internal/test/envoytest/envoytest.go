@@ -67,6 +67,11 @@ func run(dir string) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	args := os.Args[1:]
 	_ = os.WriteFile(filepath.Join(dir, FileArgs), []byte(strings.Join(args, "\n")), 0o600)
+	for _, e := range os.Environ() {
+		if strings.HasPrefix(e, "ECSMESH_SERVICE=") || strings.HasPrefix(e, "ECSMESH_ADDRESS=") {
+			ev("env %s", e)
+		}
+	}
 	path := ""
 	for i, a := range args {
 		if a == "-c" && i+1 < len(args) {
