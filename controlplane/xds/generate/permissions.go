@@ -4,8 +4,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/policy"
@@ -24,7 +22,7 @@ import (
 // SPIFFE-ID-form entries become rules as written. Kuma-form entries
 // (from[].targetRef and default.action) are resolved at every build to the
 // identities of the dataplanes they name, so that the rules follow
-// dataplanes as they come and go (see kumaRules). AllowWithShadowDeny is
+// dataplanes as they come and go (see kumaResolved). AllowWithShadowDeny is
 // passed to the filter as is: the filter admits it as Allow.
 func (m *Mesh) permissions(in *Input) {
 	mtps := append([]*resource.MeshTrafficPermission(nil), in.Permissions...)
@@ -33,49 +31,80 @@ func (m *Mesh) permissions(in *Input) {
 	if in.Mesh.Permission() == resource.PermissionDeny {
 		meshDefault = filter.ActionDeny
 	}
+	// The permissions for every service, and those for one, by index.
 	callers := &callerIndex{m: m, subsets: map[string][]string{}}
 	entries := make([][]kumaEntry, len(mtps))
+	var meshWide, base []int
+	byService := map[string][]int{}
+	var baseEntries []kumaEntry
 	for i, p := range mtps {
 		entries[i] = callers.entries(p)
-	}
-	// Services targeted by the same permissions share their rules.
-	shared := map[string]permSet{}
-	var key strings.Builder
-	for _, name := range m.ServiceNames {
-		key.Reset()
-		for i, p := range mtps {
-			if p.Targets(name) {
-				key.WriteString(strconv.Itoa(i) + ",")
-			}
+		ref := p.TopTargetRef()
+		switch svc := cmpOr(ref.Name, ref.Tags[resource.TagService]); {
+		case ref.Kind == resource.TargetMesh:
+			meshWide = append(meshWide, i)
+			baseEntries = append(baseEntries, entries[i]...)
+		case p.Targets(svc):
+			byService[svc] = append(byService[svc], i)
 		}
-		if ps, ok := shared[key.String()]; ok {
-			m.perms[name] = ps
+	}
+	baseKuma := resolveKuma(baseEntries)
+	// Services targeted by the mesh-wide permissions alone share their
+	// rules.
+	var shared *permSet
+	for _, name := range m.ServiceNames {
+		own := byService[name]
+		if len(own) == 0 && shared != nil {
+			m.perms[name] = *shared
 			continue
 		}
+		base = mergeIndexes(base[:0], meshWide, own)
 		ps := permSet{deflt: meshDefault}
-		var kuma []kumaEntry
-		for i, p := range mtps {
-			if !p.Targets(name) {
-				continue
-			}
-			for _, r := range p.Spec.From {
+		var ownEntries []kumaEntry
+		for _, i := range base {
+			for _, r := range mtps[i].Spec.From {
 				if !r.KumaForm() && r.SpiffeID != nil {
 					ps.perms = append(ps.perms, filter.Permission{Type: r.SpiffeID.Type, Value: r.SpiffeID.Value, Action: r.Action})
 				}
 			}
-			kuma = append(kuma, entries[i]...)
 		}
-		rules, allowList := kumaRules(kuma, m.TrustDomain)
-		ps.perms = append(ps.perms, rules...)
+		for _, i := range own {
+			ownEntries = append(ownEntries, entries[i]...)
+		}
+		ownKuma := resolveKuma(ownEntries)
+		ps.perms = merged{&baseKuma, &ownKuma}.appendRules(ps.perms, m.TrustDomain)
+		allowList := baseKuma.allowList || ownKuma.allowList
 		for _, p := range ps.perms {
 			allowList = allowList || p.Action != filter.ActionDeny
 		}
 		if allowList {
 			ps.deflt = filter.ActionDeny
 		}
-		shared[key.String()] = ps
 		m.perms[name] = ps
+		if len(own) == 0 {
+			shared = &ps
+		}
 	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// mergeIndexes appends the union of the sorted lists a and b to out, in
+// order.
+func mergeIndexes(out, a, b []int) []int {
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] < b[0] {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // kumaEntry is one Kuma-form from entry, its callers resolved.
@@ -180,12 +209,89 @@ func (a kumaEntry) better(b kumaEntry) bool {
 	return severity(a.action) > severity(b.action)
 }
 
-// kumaRules turns the Kuma-form entries that apply to one service into
-// filter rules, and reports whether any entry allows (which makes the
-// service an allow-list, even while the callers it names have no
-// dataplanes). Each caller gets the action of the most specific entry
-// naming it (Kuma's precedence; Deny on ties); the Mesh entries' winner
-// covers every other identity of the mesh:
+// kumaResolved is what Kuma-form entries say about each caller: the
+// winning entry per SPIFFE ID, the winner among the Mesh entries (which
+// covers every other identity of the mesh), and whether any entry allows.
+type kumaResolved struct {
+	ids       []string // sorted
+	win       []kumaEntry
+	mesh      *kumaEntry
+	allowList bool
+}
+
+// resolveKuma picks, for each caller the entries name, the most specific
+// entry naming it (Kuma's precedence; Deny on ties).
+func resolveKuma(entries []kumaEntry) kumaResolved {
+	var r kumaResolved
+	if len(entries) == 0 {
+		return r
+	}
+	best := map[string]int{}
+	for i, e := range entries {
+		r.allowList = r.allowList || e.action != resource.ActionDeny
+		if e.from == 0 {
+			if r.mesh == nil || e.better(*r.mesh) {
+				r.mesh = &entries[i]
+			}
+			continue
+		}
+		for _, id := range e.ids {
+			if b, ok := best[id]; !ok || e.better(entries[b]) {
+				best[id] = i
+			}
+		}
+	}
+	r.ids = slices.Sorted(maps.Keys(best))
+	r.win = make([]kumaEntry, len(r.ids))
+	for i, id := range r.ids {
+		r.win[i] = entries[best[id]]
+	}
+	return r
+}
+
+// merged is the resolutions of two sets of entries together (r the
+// mesh-wide ones, o a service's own), walked without copying r.
+type merged struct{ r, o *kumaResolved }
+
+// mesh is the winner among both sets' Mesh entries.
+func (m merged) mesh() *kumaEntry {
+	if m.o.mesh != nil && (m.r.mesh == nil || m.o.mesh.better(*m.r.mesh)) {
+		return m.o.mesh
+	}
+	return m.r.mesh
+}
+
+// each calls fn with every caller in SPIFFE ID order and its winning
+// entry, until fn returns false.
+func (m merged) each(fn func(id string, w *kumaEntry) bool) {
+	r, o := m.r, m.o
+	i, j := 0, 0
+	for i < len(r.ids) || j < len(o.ids) {
+		var ok bool
+		switch {
+		case j == len(o.ids) || (i < len(r.ids) && r.ids[i] < o.ids[j]):
+			ok = fn(r.ids[i], &r.win[i])
+			i++
+		case i == len(r.ids) || o.ids[j] < r.ids[i]:
+			ok = fn(o.ids[j], &o.win[j])
+			j++
+		default:
+			w := &r.win[i]
+			if o.win[j].better(*w) {
+				w = &o.win[j]
+			}
+			ok = fn(r.ids[i], w)
+			i, j = i+1, j+1
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// appendRules appends r's filter rules to out. Each caller gets the action
+// of its winning entry; the Mesh entries' winner covers every other
+// identity of the mesh:
 //   - an Allow (or AllowWithShadowDeny) from the Mesh is a Prefix rule on
 //     spiffe://<trust domain>/, and more specific Deny entries become
 //     Exact Deny rules that beat it;
@@ -193,40 +299,23 @@ func (a kumaEntry) better(b kumaEntry) bool {
 //     entry allows some caller: then it is the allow-list's default Deny
 //     (a Prefix Deny would beat that Allow) and those callers get Exact
 //     Allow rules.
-func kumaRules(entries []kumaEntry, trustDomain string) (rules []filter.Permission, allowList bool) {
-	var mesh *kumaEntry
-	best := map[string]kumaEntry{}
-	for i, e := range entries {
-		allowList = allowList || e.action != resource.ActionDeny
-		if e.from == 0 {
-			if mesh == nil || e.better(*mesh) {
-				mesh = &entries[i]
-			}
-			continue
-		}
-		for _, id := range e.ids {
-			if b, ok := best[id]; !ok || e.better(b) {
-				best[id] = e
-			}
-		}
-	}
-	ids := slices.Sorted(maps.Keys(best))
+func (m merged) appendRules(out []filter.Permission, trustDomain string) []filter.Permission {
+	mesh := m.mesh()
 	allows := false
-	for _, id := range ids {
-		if a := best[id].action; a != resource.ActionDeny && (mesh == nil || mesh.action != a) {
-			allows = true
-		}
-	}
+	m.each(func(_ string, w *kumaEntry) bool {
+		allows = w.action != resource.ActionDeny && (mesh == nil || mesh.action != w.action)
+		return !allows
+	})
 	meshRule := mesh != nil && (mesh.action != resource.ActionDeny || !allows)
-	for _, id := range ids {
-		a := best[id].action
-		if meshRule && mesh.action == a {
-			continue // the Mesh rule already says so
+	out = slices.Grow(out, len(m.r.ids)+len(m.o.ids)+1)
+	m.each(func(id string, w *kumaEntry) bool {
+		if !meshRule || mesh.action != w.action { // else the Mesh rule already says so
+			out = append(out, filter.Permission{Type: filter.MatchExact, Value: id, Action: w.action})
 		}
-		rules = append(rules, filter.Permission{Type: filter.MatchExact, Value: id, Action: a})
-	}
+		return true
+	})
 	if meshRule {
-		rules = append(rules, filter.Permission{Type: filter.MatchPrefix, Value: "spiffe://" + trustDomain + "/", Action: mesh.action})
+		out = append(out, filter.Permission{Type: filter.MatchPrefix, Value: "spiffe://" + trustDomain + "/", Action: mesh.action})
 	}
-	return rules, allowList
+	return out
 }

@@ -81,6 +81,14 @@ func TestKumaPermissions(t *testing.T) {
 			"a=" + toAPI + `{"targetRef":{"kind":"MeshService","name":"web"},"default":{"action":"Allow"}}]}`,
 			"b=" + `{"targetRef":{"kind":"Mesh"},"from":[{"targetRef":{"kind":"MeshService","name":"web"},"default":{"action":"Deny"}}]}`}, "",
 			permSet{deflt: filter.ActionDeny, perms: []filter.Permission{rule("Exact", idWeb, "Allow")}}},
+		{"a service-level Mesh Deny beats a mesh-level Mesh Allow", []string{
+			"a=" + toAPI + `{"targetRef":{"kind":"Mesh"},"default":{"action":"Deny"}}]}`,
+			"b=" + `{"targetRef":{"kind":"Mesh"},"from":[{"targetRef":{"kind":"Mesh"},"default":{"action":"Allow"}}]}`}, "",
+			permSet{deflt: filter.ActionDeny, perms: []filter.Permission{rule("Prefix", idMesh, "Deny")}}},
+		{"a mesh-level Mesh Deny, a service-level Allow for web: allow-list", []string{
+			"a=" + toAPI + `{"targetRef":{"kind":"MeshService","name":"web"},"default":{"action":"Allow"}}]}`,
+			"b=" + `{"targetRef":{"kind":"Mesh"},"from":[{"targetRef":{"kind":"Mesh"},"default":{"action":"Deny"}},{"targetRef":{"kind":"MeshService","name":"redis"},"default":{"action":"Deny"}}]}`}, "",
+			permSet{deflt: filter.ActionDeny, perms: []filter.Permission{rule("Exact", idRedis, "Deny"), rule("Exact", idWeb, "Allow")}}},
 		{"SPIFFE-ID form Deny beats a Kuma Allow", []string{
 			"a=" + toAPI + `{"targetRef":{"kind":"MeshService","name":"web"},"default":{"action":"Allow"}}]}`,
 			"b=" + toAPI + `{"spiffeID":{"type":"Exact","value":"` + idWeb + `"},"action":"Deny"}]}`}, "",
