@@ -254,3 +254,49 @@ func compareGoldenFile(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs from the generated config (run with -update after checking the diff)", path)
 	}
 }
+
+// TestKumaPermissionAttacks: callers are resolved from what a dataplane
+// serves (its inbound tags) and from identities the mesh vouches for;
+// nothing else a hostile dataplane declares admits it.
+func TestKumaPermissionAttacks(t *testing.T) {
+	allowWebAndTeam := mtp(t, "api-callers", `{"targetRef":{"kind":"MeshService","name":"api"},"from":[
+	  {"targetRef":{"kind":"MeshService","name":"web"},"default":{"action":"Allow"}},
+	  {"targetRef":{"kind":"MeshSubset","tags":{"team":"a"}},"default":{"action":"Allow"}}]}`)
+	tests := []struct {
+		name     string
+		dp       string
+		identity string // a MeshIdentity document, optional
+		evilID   string
+	}{
+		{"labels and outbounds naming web or team a are not inbound tags", `{"mesh":"default","name":"evil-1","labels":{"kuma.io/workload":"evil","team":"a","kuma.io/service":"web"},
+		  "networking":{"address":"10.0.9.9","inbound":[{"port":15000,"tags":{"kuma.io/service":"evil","kuma.io/protocol":"http"}}],
+		  "outbound":[{"port":18080,"tags":{"kuma.io/service":"web","team":"a"}}]}}`, "", "spiffe://default.mesh.local/workload/evil"},
+		{"a dataplane serving web whose identity the mesh refuses is not admitted", `{"mesh":"default","name":"evil-2","labels":{"kuma.io/workload":"evil","td":"x"},
+		  "networking":{"address":"10.0.9.9","inbound":[{"port":15000,"tags":{"kuma.io/service":"web","kuma.io/protocol":"http","team":"a"}}]}}`,
+			`{"mesh":"default","name":"elsewhere","spec":{"selector":{"dataplane":{"matchLabels":{"td":"x"}}},"spiffeID":{"trustDomain":"attacker.example"}}}`, "spiffe://attacker.example/workload/evil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := smallMesh(t, resource.FilterTypeWasm)
+			in.Permissions = []*resource.MeshTrafficPermission{allowWebAndTeam}
+			in.Dataplanes = append(in.Dataplanes, decode[*resource.Dataplane](t, "Dataplane", tt.dp))
+			if tt.identity != "" {
+				in.Identities = []*resource.MeshIdentity{decode[*resource.MeshIdentity](t, "MeshIdentity", tt.identity)}
+			}
+			m, err := NewBuilder().Mesh(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.identity != "" && m.IDErrors["evil-2"] == nil {
+				t.Fatal("the MeshIdentity outside the trust domain was not refused; the case tests nothing")
+			}
+			got := fmtPerms(m.perms["api"])
+			if want := "default Deny; Allow Exact " + idWeb; got != want {
+				t.Errorf("api permissions:\n got %s\nwant %s", got, want)
+			}
+			if strings.Contains(got, tt.evilID) || strings.Contains(got, "evil") {
+				t.Errorf("the hostile dataplane's identity is admitted: %s", got)
+			}
+		})
+	}
+}
