@@ -2,6 +2,7 @@ package resource
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -416,80 +417,10 @@ spec:
 		"spec.from[0].default.http[4]: must set at least one of abort, delay or responseBandwidth",
 		`spec.from[1].targetRef.kind: must be one of Mesh, MeshSubset, MeshService, MeshServiceSubset here, got "Dataplane"`,
 	}},
-
-	// MeshTrafficPermission: each from entry is {spiffeID, action} or
-	// {targetRef, default}, never both; only whole services are protected.
-	{"permission entry mixing both forms", head("MeshTrafficPermission") + `
-  targetRef: {kind: MeshService, name: api}
-  from:
-  - spiffeID: {type: Exact, value: "spiffe://default.mesh.local/workload/web"}
-    action: Allow
-    targetRef: {kind: MeshService, name: web}
-    default: {action: Allow}`, []string{
-		"spec.from[0].spiffeID: must not be set with targetRef or default: an entry is either {spiffeID, action} or {targetRef, default}, not both",
-		"spec.from[0].action: must not be set with targetRef or default (set default.action): an entry is either {spiffeID, action} or {targetRef, default}, not both",
-	}},
-	{"permission Kuma entries incomplete or wrong", head("MeshTrafficPermission") + `
-  from:
-  - targetRef: {kind: MeshService, name: web}
-  - default: {action: Allow}
-  - targetRef: {kind: Mesh}
-    default: {action: ALLOW}
-  - targetRef: {kind: Dataplane, name: web-1}
-    default: {action: Deny}
-  - targetRef: {kind: MeshSubset, tags: {team: ""}}
-    default: {}
-  - targetRef: {kind: MeshService, name: web, namespace: prod}
-    default: {action: Allow, log: true}`, []string{
-		"spec.from[5].default.log: unknown field; check its spelling against docs/policies.md",
-		"spec.from[5].targetRef.namespace: not supported by ecsmesh: Kubernetes namespaces do not exist on ECS; name the service by its kuma.io/service",
-		"spec.from[0].default: must be set with targetRef: {action: Allow, Deny or AllowWithShadowDeny}",
-		"spec.from[1].targetRef: must be set with default: the callers, of kind Mesh, MeshSubset, MeshService, MeshServiceSubset",
-		`spec.from[2].default.action: must be Allow, Deny or AllowWithShadowDeny, got "ALLOW"`,
-		`spec.from[3].targetRef.kind: must be one of Mesh, MeshSubset, MeshService, MeshServiceSubset here, got "Dataplane"`,
-		`spec.from[4].targetRef.tags["team"]: value must not be empty`,
-		`spec.from[4].default.action: must be Allow, Deny or AllowWithShadowDeny, got ""`,
-	}},
-	{"permission for some dataplanes of a service (Kuma docs: payments allows orders, by Dataplane labels)", head("MeshTrafficPermission") + `
-  targetRef:
-    kind: Dataplane
-    labels: {app: payments}
-  from:
-  - targetRef:
-      kind: MeshSubset
-      tags: {kuma.io/service: orders}
-    default: {action: Allow}`, []string{
-		"spec.targetRef.kind: Dataplane is not supported here: a MeshTrafficPermission protects whole services in ecsmesh (every dataplane of a service admits the same callers); use kind MeshService with name set to the service's kuma.io/service, or kind Mesh",
-	}},
-	{"permission for a subset of inbounds", head("MeshTrafficPermission") + `
-  targetRef: {kind: MeshSubset, tags: {app: payments}}
-  from:
-  - targetRef: {kind: Mesh}
-    default: {action: Allow}
----
-` + head("MeshTrafficPermission") + `
-  targetRef: {kind: MeshServiceSubset, name: payments, tags: {version: v2}}
-  from:
-  - targetRef: {kind: Mesh}
-    default: {action: Allow}`, []string{
-		"document[0].spec.targetRef.tags: must be exactly {kuma.io/service: <service>} here: a MeshTrafficPermission protects whole services in ecsmesh (every dataplane of a service admits the same callers); use kind MeshService with name set to the service's kuma.io/service, or kind Mesh",
-		"document[1].spec.targetRef.kind: MeshServiceSubset is not supported here: a MeshTrafficPermission protects whole services in ecsmesh (every dataplane of a service admits the same callers); use kind MeshService with name set to the service's kuma.io/service, or kind Mesh",
-	}},
-	{"permission in Kuma's rules form (Kuma docs: exclude a namespace from a broader allow)", head("MeshTrafficPermission") + `
-  targetRef: {kind: Mesh}
-  rules:
-  - default:
-      deny:
-      - spiffeID: {type: Prefix, value: "spiffe://default.zone-1.mesh.local/ns/malicious/sa"}
-      allow:
-      - spiffeID: {type: Prefix, value: "spiffe://default.zone-1.mesh.local"}`, []string{
-		"spec.rules: not supported by ecsmesh: Kuma's rules form (allow, deny and allowWithShadowDeny lists of SPIFFE ID matchers) is not implemented; write each matcher as a spec.from entry {spiffeID: {type, value}, action}",
-		"spec.from: must have at least one rule",
-	}},
 }
 
 func TestPolicyInvalid(t *testing.T) {
-	for _, tt := range invalidPolicies {
+	for _, tt := range slices.Concat(invalidPolicies, invalidPermissions) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode([]byte(tt.in))
 			if err == nil {

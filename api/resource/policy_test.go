@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -148,7 +149,7 @@ func FuzzDecodePolicies(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	for _, c := range invalidPolicies {
+	for _, c := range slices.Concat(invalidPolicies, invalidPermissions) {
 		f.Add([]byte(c.in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
