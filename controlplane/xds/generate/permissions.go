@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"sort"
@@ -31,7 +32,8 @@ func (m *Mesh) permissions(in *Input) {
 	if in.Mesh.Permission() == resource.PermissionDeny {
 		meshDefault = filter.ActionDeny
 	}
-	// The permissions for every service, and those for one, by index.
+	// Index the permissions: those for every service (mesh-wide, their
+	// Kuma entries resolved once) and those for one service.
 	callers := &callerIndex{m: m, subsets: map[string][]string{}}
 	entries := make([][]kumaEntry, len(mtps))
 	var meshWide, base []int
@@ -40,7 +42,7 @@ func (m *Mesh) permissions(in *Input) {
 	for i, p := range mtps {
 		entries[i] = callers.entries(p)
 		ref := p.TopTargetRef()
-		switch svc := cmpOr(ref.Name, ref.Tags[resource.TagService]); {
+		switch svc := cmp.Or(ref.Name, ref.Tags[resource.TagService]); {
 		case ref.Kind == resource.TargetMesh:
 			meshWide = append(meshWide, i)
 			baseEntries = append(baseEntries, entries[i]...)
@@ -85,13 +87,6 @@ func (m *Mesh) permissions(in *Input) {
 			shared = &ps
 		}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // mergeIndexes appends the union of the sorted lists a and b to out, in
