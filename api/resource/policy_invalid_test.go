@@ -2,6 +2,7 @@ package resource
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -443,7 +444,7 @@ spec:
 }
 
 func TestPolicyInvalid(t *testing.T) {
-	for _, tt := range invalidPolicies {
+	for _, tt := range slices.Concat(invalidPolicies, invalidPermissions) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode([]byte(tt.in))
 			if err == nil {

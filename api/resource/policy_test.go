@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestPolicyFixtures decodes Kuma's documented examples of every policy
-// kind (testdata/policies/<kind>/*.yaml, written from the documented
+// kind and of MeshTrafficPermission (testdata/policies/<kind>/*.yaml, written from the documented
 // schema): each must decode and validate without warnings, be of the kind
 // its directory names, have entries, and read back identically. The
 // normalized form of each kind's examples is compared with
@@ -69,12 +70,18 @@ func checkFixture(t *testing.T, file, dirKind string, d Document) {
 	if got := strings.ToLower(d.Object.GetMeta().Type); got != dirKind {
 		t.Errorf("%s: kind %s in directory %s", file, got, dirKind)
 	}
-	p, ok := d.Object.(Policy)
-	if !ok {
+	switch p := d.Object.(type) {
+	case *MeshTrafficPermission:
+		// Not a merged Policy: its from entries resolve to SPIFFE IDs.
+		if len(p.Spec.From) == 0 {
+			t.Errorf("%s: no entries", file)
+		}
+	case Policy:
+		if to, from := p.Entries(); len(to)+len(from) == 0 {
+			t.Errorf("%s: no entries", file)
+		}
+	default:
 		t.Fatalf("%s: %T is not a Policy", file, d.Object)
-	}
-	if to, from := p.Entries(); len(to)+len(from) == 0 {
-		t.Errorf("%s: no entries", file)
 	}
 	out, err := Marshal(d.Object)
 	if err != nil {
@@ -142,7 +149,7 @@ func FuzzDecodePolicies(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	for _, c := range invalidPolicies {
+	for _, c := range slices.Concat(invalidPolicies, invalidPermissions) {
 		f.Add([]byte(c.in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -94,11 +94,12 @@ type walkKind struct {
 	ignored map[string]string
 }
 
-// walkKindOf returns the walk's view of obj's kind: policies ignore no
-// field (every unknown one is an error) and are documented in
-// docs/policies.md.
+// walkKindOf returns the walk's view of obj's kind: policies (and
+// MeshTrafficPermission) ignore no field (every unknown one is an error)
+// and are documented in docs/policies.md.
 func walkKindOf(obj Object) walkKind {
-	if _, ok := obj.(Policy); ok {
+	switch obj.(type) {
+	case Policy, *MeshTrafficPermission:
 		return walkKind{docs: "docs/policies.md"}
 	}
 	return walkKind{docs: "docs/reference.md#resources", ignored: ignoredKumaFields}

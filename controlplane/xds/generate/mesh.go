@@ -420,40 +420,6 @@ func dedup(s []string) []string {
 	return out
 }
 
-// permissions computes each service's inbound rules, Deny beating Allow:
-//   - a service targeted by a MeshTrafficPermission with at least one Allow
-//     rule admits only what the Allow rules allow (an allow-list) and
-//     refuses everyone else;
-//   - Deny rules alone refuse the callers they name and leave the Mesh's
-//     defaultPermission for the rest (a deny-list);
-//   - a service no MeshTrafficPermission targets gets the Mesh's
-//     defaultPermission.
-func (m *Mesh) permissions(in *Input) {
-	mtps := append([]*resource.MeshTrafficPermission(nil), in.Permissions...)
-	sort.Slice(mtps, func(i, j int) bool { return mtps[i].Name < mtps[j].Name })
-	meshDefault := filter.DefaultAllowMesh
-	if in.Mesh.Permission() == resource.PermissionDeny {
-		meshDefault = filter.ActionDeny
-	}
-	for _, name := range m.ServiceNames {
-		ps := permSet{deflt: meshDefault}
-		allowList := false
-		for _, p := range mtps {
-			if !p.Targets(name) {
-				continue
-			}
-			for _, r := range p.Spec.From {
-				ps.perms = append(ps.perms, filter.Permission{Type: r.SpiffeID.Type, Value: r.SpiffeID.Value, Action: r.Action})
-				allowList = allowList || r.Action == resource.ActionAllow
-			}
-		}
-		if allowList {
-			ps.deflt = filter.ActionDeny
-		}
-		m.perms[name] = ps
-	}
-}
-
 // permKey fingerprints a service's inbound rules.
 func (ps permSet) key() string {
 	var sb strings.Builder
