@@ -21,6 +21,7 @@ const (
 	KindMeshRateLimit         = "MeshRateLimit"
 	KindMeshFaultInjection    = "MeshFaultInjection"
 	KindMeshAccessLog         = "MeshAccessLog"
+	KindMeshTrace             = "MeshTrace"
 )
 
 // Scope says whether a kind lives inside a mesh.
@@ -65,6 +66,7 @@ var kinds = []KindInfo{
 	{KindMeshRateLimit, "meshratelimits", ScopeMesh, func() Object { return &MeshRateLimit{} }},
 	{KindMeshFaultInjection, "meshfaultinjections", ScopeMesh, func() Object { return &MeshFaultInjection{} }},
 	{KindMeshAccessLog, "meshaccesslogs", ScopeMesh, func() Object { return &MeshAccessLog{} }},
+	{KindMeshTrace, "meshtraces", ScopeMesh, func() Object { return &MeshTrace{} }},
 }
 
 // Kinds lists every kind, in a stable order.

@@ -42,6 +42,21 @@ var invalidPolicies = []struct {
 		`spec.to[0].default.backends[2].type: must be File, Tcp or OpenTelemetry, got "Syslog"`,
 		"spec.to[0].default.backends[3].file: must be set with type File",
 	}},
+	{"trace backends, sampling and tags", head("MeshTrace") + `
+  default:
+    backends:
+    - {type: Zipkin, zipkin: {url: "jaeger:9411/api/v2/spans", apiVersion: grpc}}
+    - {type: Datadog, datadog: {url: http://127.0.0.1:8126}}
+    sampling: {overall: 120}
+    tags: [{name: team, literal: core, header: {name: x-team}}, {name: team, header: {name: "bad header"}}]`, []string{
+		"spec.default.backends: must hold at most one backend",
+		`spec.default.backends[0].zipkin.url: must be an http:// URL, got "jaeger:9411/api/v2/spans"`,
+		`spec.default.backends[0].zipkin.apiVersion: must be httpJson or httpProto, got "grpc"`,
+		"spec.default.sampling.overall: must be a percentage from 0 to 100",
+		"spec.default.tags[0]: must set exactly one of literal or header",
+		"spec.default.tags[1].name: duplicates tags[0]",
+		"spec.default.tags[1].header.name: must be a header name",
+	}},
 	// Decoding: unknown fields, refused Kuma fields, wrong types.
 	{"unknown field with its path", head("MeshTimeout") + `
   to:

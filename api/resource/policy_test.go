@@ -128,6 +128,7 @@ func TestPolicyKindsRegistered(t *testing.T) {
 		"MeshTimeout": "meshtimeouts", "MeshRetry": "meshretries", "MeshCircuitBreaker": "meshcircuitbreakers",
 		"MeshHealthCheck": "meshhealthchecks", "MeshHTTPRoute": "meshhttproutes", "MeshTCPRoute": "meshtcproutes",
 		"MeshRateLimit": "meshratelimits", "MeshFaultInjection": "meshfaultinjections", "MeshAccessLog": "meshaccesslogs",
+		"MeshTrace": "meshtraces",
 	}
 	if got := policyKinds(); len(got) != len(want) {
 		t.Errorf("policy kinds %v, want the %d of %v", got, len(want), want)

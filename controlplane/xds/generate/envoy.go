@@ -309,7 +309,7 @@ func outboundListener(addr string, port int, svc, protocol, filterType string, t
 // inboundListener terminates mTLS on the dataplane's address and hands
 // requests to the app: HTTP through the filter in inbound mode, TCP
 // through RBAC.
-func inboundListener(addr string, in *resource.Inbound, perms []filter.Permission, deflt, trustDomain, filterType string, fc *fromConf) (*Resource, error) {
+func inboundListener(addr, spiffeID string, in *resource.Inbound, perms []filter.Permission, deflt, trustDomain, filterType string, fc *fromConf) (*Resource, error) {
 	name := ListenerName("inbound", addr, in.Port)
 	local := LocalClusterName(in.AppAddress(), in.AppPort())
 	common := &tlsv3.CommonTlsContext{
@@ -328,7 +328,7 @@ func inboundListener(addr string, in *resource.Inbound, perms []filter.Permissio
 	}
 	var filters []*listenerv3.Filter
 	if isHTTP(in.Protocol()) {
-		opt, err := inboundHTTPOptions(in.Service(), fc)
+		opt, err := inboundHTTPOptions(in.Service(), spiffeID, fc)
 		if err != nil {
 			return nil, err
 		}

@@ -262,6 +262,9 @@ func (b *Builder) Mesh(in *Input) (*Mesh, error) {
 	if err := m.collectors(); err != nil {
 		return nil, err
 	}
+	if err := m.traceCollectors(); err != nil {
+		return nil, err
+	}
 	if err := b.views(in, m, dps); err != nil {
 		return nil, err
 	}

@@ -177,7 +177,7 @@ func (b *Builder) buildNode(m *Mesh, dp *resource.Dataplane, id string, bindOutb
 	for i := range dp.Networking.Inbound {
 		in := &dp.Networking.Inbound[i]
 		ps := m.perms[in.Service()]
-		l, err := inboundListener(dp.Networking.Address, in, ps.perms, ps.deflt, m.TrustDomain, m.FilterType, from[i])
+		l, err := inboundListener(dp.Networking.Address, id, in, ps.perms, ps.deflt, m.TrustDomain, m.FilterType, from[i])
 		if err != nil {
 			return nil, err
 		}

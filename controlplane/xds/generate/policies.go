@@ -22,6 +22,7 @@ type Policies struct {
 	RateLimits   []*resource.MeshRateLimit
 	Faults       []*resource.MeshFaultInjection
 	AccessLogs   []*resource.MeshAccessLog
+	Traces       []*resource.MeshTrace
 }
 
 // PolicyKinds are the traffic policy kinds Policies holds: those the
@@ -29,6 +30,7 @@ type Policies struct {
 var PolicyKinds = []string{
 	resource.KindMeshHTTPRoute, resource.KindMeshTCPRoute, resource.KindMeshTimeout, resource.KindMeshRetry, resource.KindMeshCircuitBreaker,
 	resource.KindMeshHealthCheck, resource.KindMeshRateLimit, resource.KindMeshFaultInjection, resource.KindMeshAccessLog,
+	resource.KindMeshTrace,
 }
 
 // Add files p under its kind. It reports false for a kind the generator
@@ -53,6 +55,8 @@ func (ps *Policies) Add(p resource.Policy) bool {
 		ps.Faults = append(ps.Faults, p)
 	case *resource.MeshAccessLog:
 		ps.AccessLogs = append(ps.AccessLogs, p)
+	case *resource.MeshTrace:
+		ps.Traces = append(ps.Traces, p)
 	default:
 		return false
 	}
@@ -72,8 +76,12 @@ type toConf struct {
 	Health     *resource.MeshHealthCheckConf    `json:"healthCheck,omitempty"`
 	// AccessLog is MeshAccessLog's backends for calls to the service.
 	AccessLog *resource.MeshAccessLogConf `json:"accessLog,omitempty"`
-	// mesh names the mesh (for access log placeholders).
-	mesh string
+	// Trace is MeshTrace's configuration for calls to the service.
+	Trace *resource.MeshTraceConf `json:"trace,omitempty"`
+	// mesh names the mesh (for access log placeholders); destIDs are the
+	// service's SPIFFE IDs (span tags).
+	mesh    string
+	destIDs []string
 	// Origins are the policy entries merged, per kind.
 	Origins map[string][]policy.Origin `json:"origins,omitempty"`
 	key     string
@@ -82,8 +90,8 @@ type toConf struct {
 // toRules are the to entries of every kind that apply to one group of
 // callers.
 type toRules struct {
-	httpRoute, tcpRoute, timeout, retry, breaker, health, accessLog policy.Rules
-	mesh                                                            string
+	httpRoute, tcpRoute, timeout, retry, breaker, health, accessLog, trace policy.Rules
+	mesh                                                                   string
 }
 
 // policyIndex holds a mesh's policies, sorted by precedence, and memoizes
@@ -103,6 +111,7 @@ type policyIndex struct {
 	inRateLimits []*resource.MeshRateLimit
 	inFaults     []*resource.MeshFaultInjection
 	inAccessLogs []*resource.MeshAccessLog
+	inTraces     []*resource.MeshTrace
 	mesh         string
 	// callers are the mesh's inbounds with their dataplanes' identities
 	// (MeshFaultInjection selects callers by tags).
@@ -128,6 +137,7 @@ func newPolicyIndex(in Policies, mesh string) *policyIndex {
 	pi.ps.RateLimits = sortedIn(in.RateLimits, mesh, &pi.byDataplane)
 	pi.ps.Faults = sortedIn(in.Faults, mesh, &pi.byDataplane)
 	pi.ps.AccessLogs = sortedIn(in.AccessLogs, mesh, &pi.byDataplane)
+	pi.ps.Traces = sortedIn(in.Traces, mesh, &pi.byDataplane)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.HTTPRoutes)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.TCPRoutes)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Timeouts)
@@ -135,9 +145,10 @@ func newPolicyIndex(in Policies, mesh string) *policyIndex {
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.Breakers)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.HealthChecks)
 	pi.outbound = appendSelectors(pi.outbound, pi.ps.AccessLogs)
+	pi.outbound = appendSelectors(pi.outbound, pi.ps.Traces)
 	pi.inTimeouts, pi.inBreakers = withFrom(pi.ps.Timeouts), withFrom(pi.ps.Breakers)
 	pi.inRateLimits, pi.inFaults = withFrom(pi.ps.RateLimits), withFrom(pi.ps.Faults)
-	pi.inAccessLogs = withFrom(pi.ps.AccessLogs)
+	pi.inAccessLogs, pi.inTraces = withFrom(pi.ps.AccessLogs), withFrom(pi.ps.Traces)
 	return pi
 }
 
@@ -175,7 +186,7 @@ func sortedIn[P resource.Policy](ps []P, mesh string, byDataplane *bool) []P {
 
 func (pi *policyIndex) empty() bool {
 	p := pi.ps
-	return len(p.HTTPRoutes)+len(p.TCPRoutes)+len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults)+len(p.AccessLogs) == 0
+	return len(p.HTTPRoutes)+len(p.TCPRoutes)+len(p.Timeouts)+len(p.Retries)+len(p.Breakers)+len(p.HealthChecks)+len(p.RateLimits)+len(p.Faults)+len(p.AccessLogs)+len(p.Traces) == 0
 }
 
 // signature is what selection reads of dp (all inbounds when inbound < 0).
@@ -241,6 +252,7 @@ func (pi *policyIndex) toRules(dp *resource.Dataplane) toRules {
 		breaker:   policy.Outbound(pi.ps.Breakers, dp),
 		health:    policy.Outbound(pi.ps.HealthChecks, dp),
 		accessLog: policy.Outbound(pi.ps.AccessLogs, dp),
+		trace:     policy.Outbound(pi.ps.Traces, dp),
 		mesh:      pi.mesh,
 	}
 }
@@ -284,6 +296,9 @@ func (r toRules) resolveTo(service, protocol string) (*toConf, error) {
 		return nil, err
 	}
 	if tc.AccessLog, err = conf[resource.MeshAccessLogConf](r.accessLog, tags, resource.KindMeshAccessLog, tc.Origins); err != nil {
+		return nil, err
+	}
+	if tc.Trace, err = conf[resource.MeshTraceConf](r.trace, tags, resource.KindMeshTrace, tc.Origins); err != nil {
 		return nil, err
 	}
 	tc.mesh = r.mesh

@@ -171,6 +171,7 @@ spec:
         backendRefs: [{kind: MeshService, name: redis, weight: 80}, {kind: MeshService, name: web, weight: 20}]
 `, []string{"web-1"}},
 	{"meshaccesslog", accessLogPolicy, []string{"web-1", "redis-1"}},
+	{"meshtrace", tracePolicy, []string{"web-1"}},
 }
 
 const httpRoutes = `

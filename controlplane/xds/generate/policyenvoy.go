@@ -487,6 +487,9 @@ func outboundHTTPOptions(service, protocol string, tc *toConf) (*hcmOptions, err
 	if o.accessLogs, err = accessLogs(tc.AccessLog, logContext{mesh: tc.mesh, direction: directionOutbound, service: service}); err != nil {
 		return nil, err
 	}
+	if o.tracing, err = tracing(tc.Trace, traceSide{outbound: true, service: service, ids: tc.destIDs}); err != nil {
+		return nil, err
+	}
 	for _, hr := range tc.HTTPRoutes {
 		r, err := httpRoute(service, protocol, hr, tc)
 		if err != nil {
@@ -504,7 +507,7 @@ func outboundHTTPOptions(service, protocol string, tc *toConf) (*hcmOptions, err
 		r.Match.Headers = []*routev3.HeaderMatcher{{Name: filter.HeaderCluster, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(service)}}}
 		o.routes = append(o.routes, r)
 	}
-	if len(o.routes) == 0 && o.accessLogs == nil {
+	if len(o.routes) == 0 && o.accessLogs == nil && o.tracing == nil {
 		return nil, nil
 	}
 	return o, nil

@@ -15,6 +15,7 @@ type fromConf struct {
 	Breaker   *resource.MeshCircuitBreakerConf `json:"circuitBreaker,omitempty"`
 	RateLimit *resource.MeshRateLimitConf      `json:"rateLimit,omitempty"`
 	AccessLog *resource.MeshAccessLogConf      `json:"accessLog,omitempty"`
+	Trace     *resource.MeshTraceConf          `json:"trace,omitempty"`
 	// Faults are MeshFaultInjection's faults by caller: the most specific
 	// callers first, the whole mesh (less those) last.
 	Faults  []callerFaults             `json:"faultInjection,omitempty"`
@@ -59,7 +60,7 @@ func meshCallers(m *Mesh, dps []*resource.Dataplane) []caller {
 // the entries for every caller (targetRef Mesh, the only caller kind
 // their validation admits); faults are resolved per caller subset.
 func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error) {
-	if len(pi.inTimeouts)+len(pi.inBreakers)+len(pi.inRateLimits)+len(pi.inFaults)+len(pi.inAccessLogs) == 0 {
+	if len(pi.inTimeouts)+len(pi.inBreakers)+len(pi.inRateLimits)+len(pi.inFaults)+len(pi.inAccessLogs)+len(pi.inTraces) == 0 {
 		return nil, nil
 	}
 	sig := pi.signature(dp, i)
@@ -79,6 +80,9 @@ func (pi *policyIndex) fromConf(dp *resource.Dataplane, i int) (*fromConf, error
 		return nil, err
 	}
 	if fc.AccessLog, err = conf[resource.MeshAccessLogConf](inboundRules(pi.inAccessLogs, dp, i), all, resource.KindMeshAccessLog, fc.Origins); err != nil {
+		return nil, err
+	}
+	if fc.Trace, err = conf[resource.MeshTraceConf](inboundRules(pi.inTraces, dp, i), all, resource.KindMeshTrace, fc.Origins); err != nil {
 		return nil, err
 	}
 	if err := pi.faults(fc, inboundRules(pi.inFaults, dp, i)); err != nil {

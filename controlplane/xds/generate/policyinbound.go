@@ -32,6 +32,8 @@ type hcmOptions struct {
 	route func(*routev3.RouteAction) error
 	// accessLogs are MeshAccessLog's loggers.
 	accessLogs []*accesslogv3.AccessLog
+	// tracing is MeshTrace's.
+	tracing *hcmv3.HttpConnectionManager_Tracing
 }
 
 func (o *hcmOptions) apply(h *hcmv3.HttpConnectionManager) {
@@ -40,6 +42,7 @@ func (o *hcmOptions) apply(h *hcmv3.HttpConnectionManager) {
 	}
 	h.StreamIdleTimeout, h.RequestHeadersTimeout, h.CommonHttpProtocolOptions = o.streamIdleTimeout, o.requestHeadersTimeout, o.common
 	h.AccessLog = o.accessLogs
+	h.Tracing = o.tracing
 }
 
 // tcpOptions are what policies add to a TCP proxy chain.
@@ -73,13 +76,16 @@ func (o *tcpOptions) apply(t *tcpproxyv3.TcpProxy) {
 // MeshFaultInjection fault, then MeshRateLimit's local rate limit. Faults
 // and limits run after ecsmesh's filter, so a refused caller neither
 // triggers a fault nor spends the inbound's budget.
-func inboundHTTPOptions(service string, fc *fromConf) (*hcmOptions, error) {
+func inboundHTTPOptions(service, spiffeID string, fc *fromConf) (*hcmOptions, error) {
 	if fc == nil {
 		return nil, nil
 	}
 	o := &hcmOptions{}
 	var err error
 	if o.accessLogs, err = accessLogs(fc.AccessLog, logContext{mesh: fc.mesh, direction: directionInbound, service: service}); err != nil {
+		return nil, err
+	}
+	if o.tracing, err = tracing(fc.Trace, traceSide{service: service, ids: []string{spiffeID}}); err != nil {
 		return nil, err
 	}
 	if t := fc.Timeout; t != nil {

@@ -3,6 +3,7 @@ package generate
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
 )
@@ -53,6 +54,11 @@ func (b *Builder) view(in *Input, m *Mesh, r toRules, clusters, vipls map[string
 		}
 		c, l := m.ClusterByName[name], svc.vipListener
 		if tc != nil {
+			tc.destIDs = svc.SpiffeIDs
+			vipKey := svc.vipKey
+			if tc.Trace != nil {
+				vipKey += "\x00" + strings.Join(svc.SpiffeIDs, ",")
+			}
 			v.to[name] = tc
 			if c, err = memo(b.viewClusters, clusters, name+"\x00"+tc.key, svc.clusterKey, func() (*Resource, error) {
 				return serviceCluster(svc, tc)
@@ -60,7 +66,7 @@ func (b *Builder) view(in *Input, m *Mesh, r toRules, clusters, vipls map[string
 				return nil, err
 			}
 			if l != nil {
-				if l, err = memo(b.viewVIPListeners, vipls, name+"\x00"+tc.key, svc.vipKey, func() (*Resource, error) {
+				if l, err = memo(b.viewVIPListeners, vipls, name+"\x00"+tc.key, vipKey, func() (*Resource, error) {
 					return outboundListener(svc.VIP.String(), in.VIPPort, name, svc.Protocol, m.FilterType, tc)
 				}); err != nil {
 					return nil, err
