@@ -95,6 +95,11 @@ func New(o Options) (*Demo, error) {
 	if env["ECSMESH_AWSIAM_SERVER_ID"] == "" {
 		return nil, fmt.Errorf("devdemo: %s lacks ECSMESH_AWSIAM_SERVER_ID, the server ID agents sign into their logins (restart `make run` to rewrite it)", filepath.Join(o.DataDir, "dev.env"))
 	}
+	for _, a := range Agents {
+		if k := devcloud.EnvPrefix(a.Name) + "AWS_CONTAINER_CREDENTIALS_FULL_URI"; env[k] == "" {
+			return nil, fmt.Errorf("devdemo: %s lacks %s: the local AWS of this `make run` has no %s task (restart `make run` with the current build)", filepath.Join(o.DataDir, "dev.env"), k, a.Name)
+		}
+	}
 	if o.AdminURL == "" {
 		o.AdminURL = env["ECSMESH_DEV_ADMIN_URL"]
 	}
