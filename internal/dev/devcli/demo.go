@@ -20,7 +20,7 @@ func newDemoCmd(env Env) *cobra.Command {
 	var dataDir, adminAddr string
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "two sidecars (web, redis) through the whole flow against `make run` (started if not up)",
+		Short: "four sidecars (web, redis, backend v1 and v2) through the whole flow against `make run` (started if not up)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return devDemo(cmd.Context(), env, dataDir, adminAddr)
@@ -87,8 +87,9 @@ func devDemo(ctx context.Context, env Env, dataDir, adminAddr string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w (agent logs: %s)", err, filepath.Join(dataDir, "demo", "*", "agent.log"))
 	}
-	fprintf(env.Stdout, "\nDone: routed to cluster %q, permitted then refused (%d), forged login refused (%d %s).\n",
-		res.Routed.Headers[filter.HeaderCluster], res.Refused.Status, res.ForgedStatus, res.ForgedReason)
+	fprintf(env.Stdout, "\nDone: routed to cluster %q, web → backend split %d/%d (v1/v2), permitted then refused (%d), forged login refused (%d %s).\n",
+		res.Routed.Headers[filter.HeaderCluster], res.Split.Counts[devdemo.BackendV1], res.Split.Counts[devdemo.BackendV2],
+		res.Refused.Status, res.ForgedStatus, res.ForgedReason)
 	return nil
 }
 

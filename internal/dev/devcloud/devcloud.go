@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -40,11 +41,15 @@ const (
 	CredentialsPrefix = "/ecs-credentials/"
 )
 
-// DemoServices are the services of the local run: web and redis, whose
-// tasks listen on 127.0.0.2 and 127.0.0.3.
+// DemoServices are the tasks of the local run: web and redis, whose tasks
+// listen on 127.0.0.2 and 127.0.0.3, and two versions of backend (127.0.0.4
+// and 127.0.0.5) for traffic splits: both run with backend's task role, as
+// two task definition revisions of one ECS service would.
 var DemoServices = []Service{
 	{Name: "web", TaskID: "web-task-1", IP: "127.0.0.2"},
 	{Name: "redis", TaskID: "redis-task-1", IP: "127.0.0.3"},
+	{Name: "backend", Version: "v1", TaskID: "backend-v1-task-1", IP: "127.0.0.4"},
+	{Name: "backend", Version: "v2", TaskID: "backend-v2-task-1", IP: "127.0.0.5"},
 }
 
 // Service is a demo service: an IAM task role tagged for the mesh, an ECS
@@ -59,6 +64,28 @@ type Service struct {
 	IP     string
 	// Zone is the task's availability zone.
 	Zone string
+	// Version tells apart tasks of one service ("" when it has one): the
+	// Dataplane's inbound tag version, and the task definition revision.
+	// It is not an identity: every version runs with the service's role.
+	Version string
+}
+
+// Agent names the task's sidecar agent: the service, or service-version.
+func (s Service) Agent() string { return AgentName(s.Name, s.Version) }
+
+// AgentName is the agent of a service's task of version ("" = the only
+// one).
+func AgentName(service, version string) string {
+	if version == "" {
+		return service
+	}
+	return service + "-" + version
+}
+
+// EnvPrefix prefixes an agent's variables in the env file: BACKEND_V1_ for
+// agent backend-v1.
+func EnvPrefix(agent string) string {
+	return strings.ToUpper(strings.ReplaceAll(agent, "-", "_")) + "_"
 }
 
 // Options configure the cloud.
@@ -161,15 +188,25 @@ func (c *Cloud) AddService(s Service) error {
 		s.Zone = c.opts.Region + "a"
 	}
 	role := c.RoleName(s.Name)
-	r := c.fake.IAM.PutRole(c.opts.Account, role, map[string]string{
-		"kuma.io/type": "dataplane", "kuma.io/mesh": s.Mesh, "kuma.io/service": s.Name, "kuma.io/workload": s.Name,
-	})
+	tags := map[string]string{"kuma.io/type": "dataplane", "kuma.io/mesh": s.Mesh, "kuma.io/service": s.Name, "kuma.io/workload": s.Name}
+	// Tasks of one service share its role: re-creating it would change
+	// its RoleId under the credentials already issued.
+	r, ok := c.fake.IAM.Role(c.opts.Account, role)
+	if !ok {
+		r = c.fake.IAM.PutRole(c.opts.Account, role, tags)
+	} else if !maps.Equal(r.Tags, tags) {
+		return fmt.Errorf("devcloud: task %s: role %s is tagged %v, service %s needs %v", s.TaskID, role, r.Tags, s.Name, tags)
+	}
+	revision := "1"
+	if s.Version != "" {
+		revision = strings.TrimLeft(s.Version, "v")
+	}
 	t := c.fake.ECS.AddTask(fakeecs.Task{
 		Account: c.opts.Account, Region: c.opts.Region, Cluster: c.opts.Cluster, TaskID: s.TaskID,
 		LastStatus: "RUNNING", DesiredStatus: "RUNNING", AvailabilityZone: s.Zone, TaskRoleARN: r.ARN, Family: s.Name,
 	})
 	meta := fakeecsmeta.New(fakeecsmeta.Task{
-		Cluster: t.ClusterARN(), TaskARN: t.ARN(), Family: s.Name, Revision: "1", AvailabilityZone: s.Zone,
+		Cluster: t.ClusterARN(), TaskARN: t.ARN(), Family: s.Name, Revision: revision, AvailabilityZone: s.Zone,
 		IPv4Address: s.IP, Self: "ecsmesh-sidecar",
 		Containers: []fakeecsmeta.Container{
 			{Name: "ecsmesh-sidecar", KnownStatus: "RUNNING", Health: fakeecsmeta.Healthy},
@@ -276,8 +313,9 @@ type EnvFile struct {
 }
 
 // WriteEnvFile writes the environment of local agents, one KEY=VALUE per
-// line: the CP's URLs and, per service, its agent's AWS environment
-// prefixed with the upper-cased service name (WEB_AWS_REGION=...).
+// line: the CP's URLs and, per task, its agent's AWS environment
+// prefixed with EnvPrefix of its agent (WEB_AWS_REGION=...,
+// BACKEND_V1_AWS_REGION=...).
 func (c *Cloud) WriteEnvFile(path string, e EnvFile) error {
 	if strings.TrimSpace(e.ServerID) == "" {
 		return errors.New("devcloud: the env file needs the CP's server ID (ECSMESH_AWSIAM_SERVER_ID): agents sign it into their logins")
@@ -301,7 +339,7 @@ func (c *Cloud) WriteEnvFile(path string, e EnvFile) error {
 		s := c.tasks[id]
 		c.mu.Unlock()
 		for _, kv := range c.AgentEnv(id) {
-			fmt.Fprintf(&b, "%s_%s\n", strings.ToUpper(s.Name), kv)
+			fmt.Fprintf(&b, "%s%s\n", EnvPrefix(s.Agent()), kv)
 		}
 	}
 	tmp := path + ".tmp"

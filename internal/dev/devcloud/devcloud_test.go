@@ -97,3 +97,42 @@ func TestEnvFileNeedsAServerID(t *testing.T) {
 		t.Fatalf("env file: %s %v", data, err)
 	}
 }
+
+// TestVersionsShareTheServiceRole: two versions of one service run with
+// the same role (one RoleId: the first task's credentials stay valid) and
+// get agent variables of their own in the env file.
+func TestVersionsShareTheServiceRole(t *testing.T) {
+	c, err := Start(t.Context(), Options{Services: []Service{
+		{Name: "backend", Version: "v1", TaskID: "backend-v1", IP: "10.0.0.4"},
+		{Name: "backend", Version: "v2", TaskID: "backend-v2", IP: "10.0.0.5"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	role, ok := c.Fake().IAM.Role(DefaultAccount, "ecsmesh-demo-backend")
+	if !ok || role.Tags["kuma.io/service"] != "backend" || role.Tags["kuma.io/workload"] != "backend" {
+		t.Fatalf("backend role %+v", role)
+	}
+	if err := c.AddService(Service{Name: "backend", Version: "v3", TaskID: "backend-v3"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.Fake().IAM.Role(DefaultAccount, "ecsmesh-demo-backend"); again.RoleID != role.RoleID {
+		t.Errorf("adding a version re-created the role: RoleId %s, was %s", again.RoleID, role.RoleID)
+	}
+	// A second service claiming the role with other tags is refused.
+	if err := c.AddService(Service{Name: "backend", Mesh: "other", TaskID: "backend-x"}); err == nil {
+		t.Error("a task of another mesh reused backend's role")
+	}
+	path := filepath.Join(t.TempDir(), "dev.env")
+	if err := c.WriteEnvFile(path, EnvFile{AdminURL: "http://a", APIURL: "https://b", ServerID: "dev-1"}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{"BACKEND_V1_AWS_CONTAINER_CREDENTIALS_FULL_URI=" + c.URL() + CredentialsPrefix + "backend-v1\n",
+		"BACKEND_V2_AWS_CONTAINER_CREDENTIALS_FULL_URI=" + c.URL() + CredentialsPrefix + "backend-v2\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("env file lacks %q:\n%s", want, data)
+		}
+	}
+}

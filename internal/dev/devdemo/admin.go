@@ -15,6 +15,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/api/dpapi"
 	"github.com/ecsmesh/ecsmesh/bootstrap/awslogin"
 	"github.com/ecsmesh/ecsmesh/controlplane/problem"
+	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
 )
 
 // adminClient calls the CP admin API.
@@ -63,7 +64,8 @@ type Dataplane struct {
 	} `json:"networking"`
 }
 
-// Dataplanes lists the dataplanes of mesh default by service.
+// Dataplanes lists the dataplanes of mesh default by agent name: the
+// service of an inbound, with its version tag if any (backend-v1).
 func (d *Demo) Dataplanes(ctx context.Context) (map[string]Dataplane, error) {
 	status, body, err := d.admin.do(ctx, http.MethodGet, "/meshes/default/dataplanes", "")
 	if err != nil {
@@ -81,7 +83,7 @@ func (d *Demo) Dataplanes(ctx context.Context) (map[string]Dataplane, error) {
 	out := map[string]Dataplane{}
 	for _, dp := range list.Items {
 		for _, in := range dp.Net.Inbound {
-			out[in.Tags["kuma.io/service"]] = dp
+			out[devcloud.AgentName(in.Tags["kuma.io/service"], in.Tags["version"])] = dp
 		}
 	}
 	return out, nil

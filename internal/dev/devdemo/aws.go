@@ -10,12 +10,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
+
+	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
 )
 
-// awsConfig is the AWS configuration a service's task sees: its region and
+// awsConfig is the AWS configuration an agent's task sees: its region and
 // its task role's container credentials, against the local AWS.
-func (d *Demo) awsConfig(service string) aws.Config {
-	prefix := strings.ToUpper(service) + "_"
+func (d *Demo) awsConfig(agent string) aws.Config {
+	prefix := devcloud.EnvPrefix(agent)
 	return aws.Config{
 		Region:       d.env[prefix+"AWS_REGION"],
 		Credentials:  aws.NewCredentialsCache(endpointcreds.New(d.env[prefix+"AWS_CONTAINER_CREDENTIALS_FULL_URI"])),
@@ -23,9 +25,9 @@ func (d *Demo) awsConfig(service string) aws.Config {
 	}
 }
 
-// RoleTags reads the service's task role tags with iam:GetRole.
-func (d *Demo) RoleTags(ctx context.Context, service, role string) (string, map[string]string, error) {
-	out, err := iam.NewFromConfig(d.awsConfig(service)).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
+// RoleTags reads the agent's task role tags with iam:GetRole.
+func (d *Demo) RoleTags(ctx context.Context, agent, role string) (string, map[string]string, error) {
+	out, err := iam.NewFromConfig(d.awsConfig(agent)).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
 	if err != nil {
 		return "", nil, fmt.Errorf("devdemo: iam:GetRole %s: %w", role, err)
 	}

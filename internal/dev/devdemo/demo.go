@@ -1,10 +1,14 @@
-// Package devdemo is `make demo`: two sidecar agents (web and redis) join a
-// running local mesh (`make run`) through the whole flow — IAM login, VIPs,
-// Route53 records, xDS delivered to a stand-in Envoy — then one request goes
-// through the built ecsmesh-filter.wasm under wazero with the configuration
-// the CP delivered, a MeshTrafficPermission refuses a call, and a forged
-// login is refused. Each step is exported so the end-to-end test runs the
-// same flow and asserts it.
+// Package devdemo is `make demo`: four sidecar agents (web, redis, and
+// backend v1 and v2) join a running local mesh (`make run`) through the
+// whole flow — IAM login, VIPs, Route53 records, xDS delivered to a
+// stand-in Envoy — then one request goes through the built
+// ecsmesh-filter.wasm under wazero with the configuration the CP delivered,
+// a MeshHTTPRoute splits web → backend 90/10 between versions (1,000
+// requests through the .wasm and the stand-in router over web's delivered
+// listener) with a MeshRetry and a MeshTimeout in the route, a
+// MeshTrafficPermission refuses a call, and a forged login is refused.
+// Each step is exported so the end-to-end test runs the same flow and
+// asserts it.
 package devdemo
 
 import (
@@ -20,10 +24,27 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ecsmesh/ecsmesh/internal/dev/devcloud"
 )
 
-// Services of the demo, in start order.
-var Services = []string{"web", "redis"}
+// AgentSpec is one task's sidecar agent (devcloud.DemoServices).
+type AgentSpec struct {
+	// Name is devcloud's agent name: the service, or service-version.
+	Name    string
+	Service string
+	// Version is the inbound tag version ("" = none).
+	Version string
+	AppPort int
+}
+
+// Agents of the demo, in start order.
+var Agents = []AgentSpec{
+	{Name: "web", Service: "web", AppPort: 8080},
+	{Name: "redis", Service: "redis", AppPort: 6379},
+	{Name: "backend-v1", Service: "backend", Version: "v1", AppPort: 8080},
+	{Name: "backend-v2", Service: "backend", Version: "v2", AppPort: 8080},
+}
 
 // Options locate the running mesh and the binaries.
 type Options struct {
@@ -74,6 +95,11 @@ func New(o Options) (*Demo, error) {
 	if env["ECSMESH_AWSIAM_SERVER_ID"] == "" {
 		return nil, fmt.Errorf("devdemo: %s lacks ECSMESH_AWSIAM_SERVER_ID, the server ID agents sign into their logins (restart `make run` to rewrite it)", filepath.Join(o.DataDir, "dev.env"))
 	}
+	for _, a := range Agents {
+		if k := devcloud.EnvPrefix(a.Name) + "AWS_CONTAINER_CREDENTIALS_FULL_URI"; env[k] == "" {
+			return nil, fmt.Errorf("devdemo: %s lacks %s: the local AWS of this `make run` has no %s task (restart `make run` with the current build)", filepath.Join(o.DataDir, "dev.env"), k, a.Name)
+		}
+	}
 	if o.AdminURL == "" {
 		o.AdminURL = env["ECSMESH_DEV_ADMIN_URL"]
 	}
@@ -113,9 +139,9 @@ func (d *Demo) Detail(format string, args ...any) {
 	fmt.Fprintf(d.o.Out, "    %s\n", fmt.Sprintf(format, args...))
 }
 
-// agentEnv returns the environment of one service's agent.
-func (d *Demo) agentEnv(service string) []string {
-	prefix := strings.ToUpper(service) + "_"
+// agentEnv returns the environment of one agent.
+func (d *Demo) agentEnv(agent string) []string {
+	prefix := devcloud.EnvPrefix(agent)
 	env := os.Environ()
 	for k, v := range d.env {
 		if rest, ok := strings.CutPrefix(k, prefix); ok {
@@ -127,6 +153,8 @@ func (d *Demo) agentEnv(service string) []string {
 
 // Agent is one running ecsmesh-dp with its stand-in Envoy.
 type Agent struct {
+	// Name is the agent's (AgentSpec.Name).
+	Name    string
 	Service string
 	// Dir is the agent's work directory (bootstrap, token, xds.json).
 	Dir string
@@ -148,17 +176,21 @@ networking:
   inbound:
   - port: 15000
     servicePort: {{ .AppPort }}
-    tags: {kuma.io/service: {{ .Service }}, kuma.io/protocol: http}
+    tags: {kuma.io/service: {{ .Service }}, kuma.io/protocol: http{{ .Version }}}
 `
 
-// StartAgent starts the agent of service (web or redis).
-func (d *Demo) StartAgent(ctx context.Context, service string, index int) (*Agent, error) {
-	dir := filepath.Join(d.o.DataDir, "demo", service)
+// StartAgent starts the agent of one task; index numbers its ports.
+func (d *Demo) StartAgent(ctx context.Context, spec AgentSpec, index int) (*Agent, error) {
+	service := spec.Service
+	dir := filepath.Join(d.o.DataDir, "demo", spec.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	appPort := map[string]int{"web": 8080, "redis": 6379}[service]
-	tmpl := strings.NewReplacer("{{ .Service }}", service, "{{ .AppPort }}", fmt.Sprint(appPort)).Replace(dataplaneTemplate)
+	version := ""
+	if spec.Version != "" {
+		version = ", version: " + spec.Version
+	}
+	tmpl := strings.NewReplacer("{{ .Service }}", service, "{{ .AppPort }}", fmt.Sprint(spec.AppPort), "{{ .Version }}", version).Replace(dataplaneTemplate)
 	tmpl = strings.NewReplacer(`{{"{{"}}`, "{{", `{{"}}"}}`, "}}").Replace(tmpl)
 	dpFile := filepath.Join(dir, "dataplane.yaml")
 	if err := os.WriteFile(dpFile, []byte(tmpl), 0o600); err != nil {
@@ -187,7 +219,7 @@ func (d *Demo) StartAgent(ctx context.Context, service string, index int) (*Agen
 		"--bind-outbounds",
 		"--drain-time", "2s",
 	)
-	cmd.Env = d.agentEnv(service)
+	cmd.Env = d.agentEnv(spec.Name)
 	logs := d.o.Logs
 	if logs == nil {
 		f, err := os.Create(filepath.Join(dir, "agent.log"))
@@ -198,9 +230,9 @@ func (d *Demo) StartAgent(ctx context.Context, service string, index int) (*Agen
 	}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("devdemo: starting the %s agent: %w", service, err)
+		return nil, fmt.Errorf("devdemo: starting the %s agent: %w", spec.Name, err)
 	}
-	a := &Agent{Service: service, Dir: dir, cmd: cmd, ReadyPort: readyPort, done: make(chan struct{})}
+	a := &Agent{Name: spec.Name, Service: service, Dir: dir, cmd: cmd, ReadyPort: readyPort, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		a.mu.Lock()
@@ -208,7 +240,7 @@ func (d *Demo) StartAgent(ctx context.Context, service string, index int) (*Agen
 		a.mu.Unlock()
 		close(a.done)
 	}()
-	d.agents[service] = a
+	d.agents[spec.Name] = a
 	return a, nil
 }
 
@@ -226,7 +258,7 @@ func (a *Agent) Stop(timeout time.Duration) error {
 	case <-time.After(timeout):
 		_ = a.cmd.Process.Kill()
 		<-a.done
-		return fmt.Errorf("devdemo: the %s agent did not stop within %s", a.Service, timeout)
+		return fmt.Errorf("devdemo: the %s agent did not stop within %s", a.Name, timeout)
 	}
 }
 
@@ -247,8 +279,8 @@ func (a *Agent) Ready(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Agent returns a started agent.
-func (d *Demo) Agent(service string) *Agent { return d.agents[service] }
+// Agent returns a started agent by name (AgentSpec.Name).
+func (d *Demo) Agent(name string) *Agent { return d.agents[name] }
 
 // StopAgents stops every agent.
 func (d *Demo) StopAgents() {

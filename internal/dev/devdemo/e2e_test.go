@@ -136,7 +136,7 @@ func (p *cpProcess) stop(t *testing.T) {
 }
 
 // TestLocalMeshEndToEnd runs the flow of `make demo` as real processes on
-// random loopback ports (the CP, two ecsmesh-dp agents, their stand-in
+// random loopback ports (the CP, four ecsmesh-dp agents, their stand-in
 // Envoys; the AWS fakes in-process), asserts every step, restarts the CP in
 // the middle and checks nothing was rewritten, then stops the agents.
 func TestLocalMeshEndToEnd(t *testing.T) {
@@ -179,10 +179,10 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 		t.Fatalf("demo: %v\nagents:\n%s\nCP:\n%s", err, agentLogs, cp.logs)
 	}
 
-	// Logins accepted, one Dataplane per service.
-	for _, svc := range Services {
-		if !strings.HasPrefix(res.Dataplanes[svc], svc+"-") {
-			t.Errorf("dataplane of %s = %q", svc, res.Dataplanes[svc])
+	// Logins accepted, one Dataplane per task.
+	for _, a := range Agents {
+		if !strings.HasPrefix(res.Dataplanes[a.Name], a.Service+"-") {
+			t.Errorf("dataplane of %s = %q", a.Name, res.Dataplanes[a.Name])
 		}
 	}
 	// VIPs in the loopback range and their records, with ownership.
@@ -219,6 +219,7 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 	if res.Allowed.Status != 0 || res.Allowed.Headers["x-ecsmesh-peer-id"] != "spiffe://default.mesh.local/workload/web" {
 		t.Errorf("allowed: %+v", res.Allowed)
 	}
+	checkSplit(t, res)
 	if res.Refused.Status != 403 || res.Refused.Body != "ecsmesh: spiffe://default.mesh.local/workload/web may not call redis" {
 		t.Errorf("refused: %d %q", res.Refused.Status, res.Refused.Body)
 	}
@@ -258,9 +259,9 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 
 	// SIGTERM: each agent exits cleanly; bootstrap-created dataplanes are
 	// removed after the grace period (no zombie endpoints).
-	for _, svc := range Services {
-		if err := d.Agent(svc).Stop(30 * time.Second); err != nil {
-			t.Errorf("the %s agent: %v", svc, err)
+	for _, a := range Agents {
+		if err := d.Agent(a.Name).Stop(30 * time.Second); err != nil {
+			t.Errorf("the %s agent: %v", a.Name, err)
 		}
 	}
 	if err := d.wait(ctx, "dataplanes removed after their streams ended", func() (bool, error) {
@@ -271,7 +272,7 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 	}
 }
 
-// freePortBase finds two free ports ten apart-ish for the agents; the
+// freePortBase finds free port pairs ten apart for the agents; the
 // agents retry binding, so a rare collision fails loudly, not silently.
 func freePortBase(t *testing.T) int {
 	t.Helper()
@@ -283,7 +284,11 @@ func freePortBase(t *testing.T) int {
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		ok := true
-		for _, p := range []int{port, port + 1, port + 10, port + 11} {
+		var ports []int
+		for i := range Agents {
+			ports = append(ports, port+10*i, port+10*i+1)
+		}
+		for _, p := range ports {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
 				ok = false
@@ -291,7 +296,7 @@ func freePortBase(t *testing.T) int {
 			}
 			l.Close()
 		}
-		if ok && port+11 < 65535 {
+		if ok && ports[len(ports)-1] < 65535 {
 			return port
 		}
 	}

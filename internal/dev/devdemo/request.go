@@ -18,9 +18,16 @@ type Reply struct {
 	Headers map[string]string
 }
 
-// FilterRun runs one request through the built .wasm under wazero (the
-// bench host) with a filter configuration the CP delivered.
-func FilterRun(ctx context.Context, wasmFile, config string, props map[string]string, headers [][2]string) (*Reply, error) {
+// Filter is the built .wasm under wazero (the bench host) running one
+// filter configuration the CP delivered, for many requests.
+type Filter struct {
+	rt *proxyhost.Runtime
+	vm *proxyhost.VM
+}
+
+// NewFilter compiles wasmFile and starts a VM with config and the stream
+// properties props (the same for every request).
+func NewFilter(ctx context.Context, wasmFile, config string, props map[string]string) (_ *Filter, err error) {
 	wasm, err := os.ReadFile(wasmFile)
 	if err != nil {
 		return nil, fmt.Errorf("devdemo: reading %s (run make build): %w", wasmFile, err)
@@ -29,7 +36,11 @@ func FilterRun(ctx context.Context, wasmFile, config string, props map[string]st
 	if err != nil {
 		return nil, err
 	}
-	defer rt.Close(ctx)
+	defer func() {
+		if err != nil {
+			rt.Close(ctx)
+		}
+	}()
 	plugin, err := rt.Compile(ctx, wasm)
 	if err != nil {
 		return nil, err
@@ -42,8 +53,12 @@ func FilterRun(ctx context.Context, wasmFile, config string, props map[string]st
 	if err != nil {
 		return nil, err
 	}
-	defer vm.Close()
-	h, err := vm.NewHTTPContext()
+	return &Filter{rt: rt, vm: vm}, nil
+}
+
+// Request runs one request's headers through the filter.
+func (f *Filter) Request(headers [][2]string) (*Reply, error) {
+	h, err := f.vm.NewHTTPContext()
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +73,22 @@ func FilterRun(ctx context.Context, wasmFile, config string, props map[string]st
 		r.Headers[kv[0]] = kv[1]
 	}
 	return r, h.Done()
+}
+
+// Close stops the VM and the runtime.
+func (f *Filter) Close(ctx context.Context) {
+	_ = f.vm.Close()
+	_ = f.rt.Close(ctx)
+}
+
+// FilterRun runs one request through a new Filter.
+func FilterRun(ctx context.Context, wasmFile, config string, props map[string]string, headers [][2]string) (*Reply, error) {
+	f, err := NewFilter(ctx, wasmFile, config, props)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close(ctx)
+	return f.Request(headers)
 }
 
 // Outbound sends "GET http://<authority>/" dialed at dest from a sidecar

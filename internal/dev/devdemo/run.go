@@ -12,14 +12,16 @@ import (
 
 // Result is what the demo observed, for the end-to-end test to assert.
 type Result struct {
-	// Dataplanes maps a service to its Dataplane's name.
+	// Dataplanes maps an agent (AgentSpec.Name) to its Dataplane's name.
 	Dataplanes map[string]string
 	// Records are the zone's records after the agents joined.
 	Records []string
-	// Received maps a service to what its stand-in Envoy holds.
+	// Received maps an agent to what its stand-in Envoy holds.
 	Received map[string]*Received
 	// Routed is web → redis through the .wasm (outbound).
 	Routed *Reply
+	// Split is web → backend under the MeshHTTPRoute.
+	Split *Split
 	// Allowed and Refused are the call arriving at redis (inbound), before
 	// and after the MeshTrafficPermission.
 	Allowed, Refused *Reply
@@ -55,48 +57,48 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	// first one applied (absent is fine).
 	_, _, _ = d.admin.do(ctx, "DELETE", "/meshes/default/meshtrafficpermissions/deny-web-to-redis", "")
 
-	d.Progress("Sidecars: start ecsmesh-dp for web and redis (task metadata, task-role credentials, IAM login)")
-	for i, svc := range Services {
-		a, err := d.StartAgent(ctx, svc, i)
+	d.Progress("Sidecars: start ecsmesh-dp for web, redis, backend v1 and v2 (task metadata, task-role credentials, IAM login)")
+	for i, spec := range Agents {
+		a, err := d.StartAgent(ctx, spec, i)
 		if err != nil {
 			return res, err
 		}
-		d.Detail("%s agent started, work dir %s", svc, a.Dir)
+		d.Detail("%s agent started, work dir %s", spec.Name, a.Dir)
 	}
-	if err := d.wait(ctx, "both logins", func() (bool, error) {
+	if err := d.wait(ctx, "every login", func() (bool, error) {
 		dps, err := d.Dataplanes(ctx)
 		if err != nil {
 			return false, err
 		}
-		for _, svc := range Services {
-			if _, ok := dps[svc]; !ok {
+		for _, spec := range Agents {
+			if _, ok := dps[spec.Name]; !ok {
 				return false, nil
 			}
 		}
-		for _, svc := range Services {
-			res.Dataplanes[svc] = dps[svc].Name
+		for _, spec := range Agents {
+			res.Dataplanes[spec.Name] = dps[spec.Name].Name
 		}
 		return true, nil
 	}); err != nil {
 		return res, err
 	}
-	for _, svc := range Services {
-		arn, tags, err := d.RoleTags(ctx, svc, "ecsmesh-demo-"+svc)
+	for _, spec := range Agents {
+		arn, tags, err := d.RoleTags(ctx, spec.Name, "ecsmesh-demo-"+spec.Service)
 		if err != nil {
 			return res, err
 		}
 		d.Detail("login accepted: %s", arn)
-		d.Detail("  role tags %s → Dataplane default/%s", fmtTags(tags), res.Dataplanes[svc])
+		d.Detail("  role tags %s → Dataplane default/%s", fmtTags(tags), res.Dataplanes[spec.Name])
 	}
 
 	d.Progress("DNS: VIPs allocated, Route53 private zone records written (plan → one TXT ownership claim per domain → batched apply)")
-	if err := d.wait(ctx, "Route53 A records for web and redis", func() (bool, error) {
+	if err := d.wait(ctx, "Route53 A records for web, redis and backend", func() (bool, error) {
 		recs, err := d.Records(ctx)
 		if err != nil {
 			return false, err
 		}
 		res.Records = recs
-		return hasA(recs, "web.mesh.local") && hasA(recs, "redis.mesh.local"), nil
+		return hasA(recs, "web.mesh.local") && hasA(recs, "redis.mesh.local") && hasA(recs, "backend.mesh.local"), nil
 	}); err != nil {
 		return res, err
 	}
@@ -105,14 +107,14 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}
 
 	d.Progress("xDS: what each sidecar's Envoy (stand-in ADS client) received and ACKed")
-	for _, svc := range Services {
-		a := d.agents[svc]
-		if err := d.wait(ctx, svc+"'s xDS config", func() (bool, error) {
+	for _, spec := range Agents {
+		a := d.agents[spec.Name]
+		if err := d.wait(ctx, spec.Name+"'s xDS config", func() (bool, error) {
 			r, err := ReadReceived(a.Dir)
 			if err != nil {
 				return false, nil
 			}
-			res.Received[svc] = r
+			res.Received[spec.Name] = r
 			out, hasOut := r.Filter("ecsmesh-outbound")
 			// The route to redis gets its JWT-SVID once redis's identity
 			// is known, which may be an update after the first config.
@@ -121,10 +123,16 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		}); err != nil {
 			return res, err
 		}
-		r := res.Received[svc]
-		d.Detail("%s: listeners %s", svc, strings.Join(r.Listeners, ", "))
-		d.Detail("%s: clusters %s; endpoints redis=%v web=%v", svc, strings.Join(r.Clusters, ", "), r.Endpoints["redis"], r.Endpoints["web"])
-		d.Detail("%s: SDS secrets %s; ECDS filters %s", svc, strings.Join(r.Secrets, ", "), strings.Join(keys(r.Filters), ", "))
+		r := res.Received[spec.Name]
+		if spec.Service == "backend" {
+			// The same shape as redis's: one line each.
+			d.Detail("%s: %d listeners, %d clusters, SDS secrets %s, ECDS filters %s", spec.Name, len(r.Listeners), len(r.Clusters),
+				strings.Join(r.Secrets, ", "), strings.Join(keys(r.Filters), ", "))
+			continue
+		}
+		d.Detail("%s: listeners %s", spec.Name, strings.Join(r.Listeners, ", "))
+		d.Detail("%s: clusters %s; endpoints redis=%v web=%v backend=%v", spec.Name, strings.Join(r.Clusters, ", "), r.Endpoints["redis"], r.Endpoints["web"], r.Endpoints["backend"])
+		d.Detail("%s: SDS secrets %s; ECDS filters %s", spec.Name, strings.Join(r.Secrets, ", "), strings.Join(keys(r.Filters), ", "))
 	}
 	outCfg, _ := res.Received["web"].Filter("ecsmesh-outbound")
 	d.Detail("web's outbound filter config (ECDS): %s", clip(outCfg, 240))
@@ -147,6 +155,17 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	res.Allowed = allowed
 	d.Detail("redis inbound: mTLS peer %s → allowed (AllowMesh); x-ecsmesh-peer-id: %s, x-forwarded-client-cert: %s",
 		webID, allowed.Headers[filter.HeaderPeerID], allowed.Headers[filter.HeaderXFCC])
+
+	split, err := d.RunSplit(ctx, res.Records)
+	res.Split = split
+	if err != nil {
+		return res, err
+	}
+
+	// L7 permission step (issue 14, item 6, third part): GET /admin refused
+	// 403 by a MeshTrafficPermission rules[].match while GET / passes, on
+	// backend's inbound filter. It belongs here, after the split and before
+	// the L4 permission below, once the filter evaluates rules[].match.
 
 	d.Progress("Permission: apply MeshTrafficPermission deny-web-to-redis; redis's sidecar gets it over ECDS, no restart")
 	if err := d.Apply(ctx, DenyWebToRedis); err != nil {
