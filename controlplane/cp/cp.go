@@ -75,6 +75,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		st.Close()
 		return nil, fmt.Errorf("starting mesh CA: %w", err)
 	}
+	reg.MustRegister(authority.Collector())
 	return &Server{cfg: cfg, log: log, store: st, reg: reg, tokens: tokens, ca: authority, ready: make(chan struct{}),
 		apiLimits: apiLimits, adminLimits: adminLimits}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/api/validation"
@@ -30,6 +31,7 @@ func (s *Server) runDNS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting VIP allocator: %w", err)
 	}
+	s.register("vip", []prometheus.Collector{alloc.Collector()})
 	opts := dns.Options{
 		Domain:            s.cfg.DNS.Domain,
 		HostedZoneID:      s.cfg.Route53.HostedZoneID,

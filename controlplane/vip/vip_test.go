@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/store/memory"
@@ -271,5 +275,26 @@ func TestReturningServiceGetsItsVIPBack(t *testing.T) {
 	}
 	if got[ServiceKey{"other", "a"}] == first[ServiceKey{"m", "a"}] {
 		t.Fatalf("a service of another mesh took m/a's retired VIP")
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	if got := poolSize([]netip.Prefix{netip.MustParsePrefix("127.1.0.0/16"), netip.MustParsePrefix("127.3.0.0/24")}); got != 65536+256 {
+		t.Errorf("poolSize = %v", got)
+	}
+}
+
+func TestPoolMetrics(t *testing.T) {
+	st := memory.New(time.Now)
+	a := newAlloc(t, st, "127.1.0.0/24")
+	if _, err := a.Ensure(context.Background(), "default", []string{"web", "redis"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(a.Collector(), "ecsmesh_vip_allocated"); n != 1 {
+		t.Fatalf("%d allocated series", n)
+	}
+	want := "# HELP ecsmesh_vip_allocated VIPs allocated to services, all meshes, read from the store at scrape time.\n# TYPE ecsmesh_vip_allocated gauge\necsmesh_vip_allocated 2\n"
+	if err := testutil.CollectAndCompare(a.Collector(), strings.NewReader(want), "ecsmesh_vip_allocated"); err != nil {
+		t.Error(err)
 	}
 }

@@ -61,10 +61,14 @@ func (c *streamCallbacks) funcs() serverv3.Callbacks {
 			return c.onRequest(deltaID(id), req.GetNode())
 		},
 		StreamResponseFunc: func(_ context.Context, _ int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
-			c.sent.add(proto.Size(resp))
+			n := proto.Size(resp)
+			c.sent.add(n)
+			c.metrics.sizes.WithLabelValues(shortType(resp.GetTypeUrl())).Observe(float64(n))
 		},
 		StreamDeltaResponseFunc: func(_ int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-			c.sent.add(proto.Size(resp))
+			n := proto.Size(resp)
+			c.sent.add(n)
+			c.metrics.sizes.WithLabelValues(shortType(resp.GetTypeUrl())).Observe(float64(n))
 		},
 	}
 }

@@ -1,6 +1,9 @@
 package xds
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Refusal reasons counted in ecsmesh_xds_streams_refused_total.
 const (
@@ -41,6 +44,12 @@ type metrics struct {
 	nacks   *prometheus.CounterVec
 	closed  *prometheus.CounterVec
 	recheck *prometheus.CounterVec
+	// build is the time to generate one mesh and install it; push the
+	// time from a store change to the new configuration in the cache;
+	// sizes the bytes of each response, by type.
+	build, push prometheus.Histogram
+	buildFailed prometheus.Counter
+	sizes       *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -61,7 +70,37 @@ func newMetrics() *metrics {
 			Name: "ecsmesh_xds_role_rechecks_total",
 			Help: "Periodic re-checks of the IAM role of open streams, by result (ok, revoked: stream closed, unavailable: IAM unreachable, stream kept).",
 		}, []string{"result"}),
+		build: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ecsmesh_xds_build_seconds", Help: "Time to generate one mesh's configuration (every dataplane) and install it in the cache.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		push: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ecsmesh_xds_push_latency_seconds", Help: "Time from a store change reaching this replica to the new configuration being ready for the streams it affects.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		buildFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ecsmesh_xds_build_failures_total", Help: "Mesh builds that failed; the sidecars keep the last good configuration.",
+		}),
+		sizes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ecsmesh_xds_response_size_bytes", Help: "Size of each xDS response sent, by resource type (listener, cluster, endpoint, secret, extension).",
+			Buckets: prometheus.ExponentialBuckets(256, 4, 10),
+		}, []string{"type"}),
 	}
+}
+
+// typeLabels name the type URLs of responses in metric labels.
+var typeLabels = map[string]string{
+	resourcev3.ClusterType: "cluster", resourcev3.EndpointType: "endpoint", resourcev3.ListenerType: "listener",
+	resourcev3.SecretType: "secret", resourcev3.ExtensionConfigType: "extension",
+}
+
+// shortType names a type URL for a label ("other" for types ecsmesh does
+// not serve).
+func shortType(typeURL string) string {
+	if l, ok := typeLabels[typeURL]; ok {
+		return l
+	}
+	return "other"
 }
 
 // Collectors returns the server's metrics for the CP's registry:
@@ -70,6 +109,7 @@ func newMetrics() *metrics {
 func (s *Server) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		s.metrics.refused, s.metrics.nacks, s.metrics.closed, s.metrics.recheck,
+		s.metrics.build, s.metrics.push, s.metrics.buildFailed, s.metrics.sizes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_streams", Help: "Open ADS streams on this replica."},
 			func() float64 { n, _ := s.streams.counts(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsmesh_xds_dataplanes_connected", Help: "Dataplanes with an ADS stream on this replica."},

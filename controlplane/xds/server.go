@@ -160,6 +160,7 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 				}
 				return errors.New("xds: store watch ended")
 			}
+			start := time.Now()
 			dirty := map[string]bool{}
 			batch := []store.Event{ev}
 		drain:
@@ -203,6 +204,7 @@ func (s *Server) loop(ctx context.Context, w *world, events <-chan store.Event) 
 				}
 			}
 			s.rebuild(ctx, w, dirty)
+			s.metrics.push.Observe(time.Since(start).Seconds())
 		case <-beat.C:
 			if err := s.live.heartbeat(ctx); err != nil {
 				s.log.Error("xds: heartbeat", "error", err)
@@ -243,12 +245,15 @@ func (s *Server) rebuild(ctx context.Context, w *world, dirty map[string]bool) {
 		if w.bundles[mesh] == nil {
 			w.loadBundle(ctx, mesh)
 		}
+		start := time.Now()
 		m, nodes, err := w.build(mesh)
 		if err != nil {
-			s.log.Error("xds: cannot generate mesh config", "mesh", mesh, "error", err)
+			s.metrics.buildFailed.Inc()
+			s.log.Error("xds: cannot generate mesh config; sidecars keep the last good one", "mesh", mesh, "error", err)
 			continue
 		}
 		gone := s.access.install(mesh, bindingsOf(nodes, w.dps[mesh]), func() []string { return s.cache.setMesh(m, nodes) })
+		s.metrics.build.Observe(time.Since(start).Seconds())
 		s.closeNodes(gone, "dataplane deleted")
 	}
 }
