@@ -9,6 +9,9 @@ import (
 // metrics are the writer's Prometheus collectors.
 type metrics struct {
 	conflicts *prometheus.CounterVec
+	// calls counts Route53 requests by action and result (ok, throttled,
+	// error).
+	calls *prometheus.CounterVec
 
 	mu   sync.Mutex
 	last footprintReport
@@ -29,6 +32,10 @@ func newMetrics() *metrics {
 			Name: "ecsmesh_dns_owner_conflicts_total",
 			Help: "Passes that found a domain this deployment needs claimed by another owner ID (nothing under it was written), by reason (claimed: the same domain; overlap: a parent or subdomain).",
 		}, []string{"reason"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_dns_route53_requests_total",
+			Help: "Route53 API requests, by action (ListResourceRecordSets, ChangeResourceRecordSets) and result (ok, throttled: Route53 asked to slow down and the writer backed off, error).",
+		}, []string{"action", "result"}),
 	}
 }
 
@@ -56,7 +63,7 @@ func (w *Writer) Collectors() []prometheus.Collector {
 	owned := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ecsmesh_dns_owned_records",
 		Help: "Record sets ecsmesh keeps in the hosted zone after the last pass, by kind (a, claim, legacy)."}, []string{"kind"})
 	return []prometheus.Collector{
-		m.conflicts,
+		m.conflicts, m.calls,
 		m.gauge("ecsmesh_dns_zone_records", "Record sets in the hosted zone after the last pass (every owner's, SOA and NS included).",
 			func(r footprintReport) float64 { return float64(r.after.Zone) }),
 		m.gauge("ecsmesh_dns_zone_record_quota", "The hosted zone's record set quota (ECSMESH_ROUTE53_RECORD_QUOTA).",

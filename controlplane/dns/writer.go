@@ -305,6 +305,14 @@ func (w *Writer) do(ctx context.Context, action string, call func() error) error
 		w.calls[action]++
 		w.mu.Unlock()
 		err := call()
+		result := "ok"
+		switch {
+		case err != nil && Retryable(err):
+			result = "throttled"
+		case err != nil:
+			result = "error"
+		}
+		w.metrics.calls.WithLabelValues(action, result).Inc()
 		if err == nil || !Retryable(err) || attempt == maxAttempts {
 			return err
 		}
