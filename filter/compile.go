@@ -48,6 +48,8 @@ type Compiled struct {
 	allowExact map[string]struct{}
 	denyPfx    []string
 	allowPfx   []string
+	// l7 are the permissions with rules, decided per request.
+	l7 []*l7perm
 	defaultAct string
 	meshPrefix string // "spiffe://<td>/" of selfID, for AllowMesh
 	keys       map[string]*ecdsa.PublicKey
@@ -349,6 +351,10 @@ func (c *Compiled) addPermission(p *problems, path string, perm Permission) {
 	default:
 		p.add(path+".action", "must be %q or %q, not %q", ActionAllow, ActionDeny, perm.Action)
 	}
+	var l7 *l7perm
+	if len(perm.Rules) > 0 {
+		l7 = &l7perm{deny: deny, rules: compileRules(p, path, perm.Rules)}
+	}
 	switch perm.Type {
 	case MatchExact:
 		sid, err := spiffeid.FromString(perm.Value)
@@ -356,9 +362,13 @@ func (c *Compiled) addPermission(p *problems, path string, perm Permission) {
 			p.add(path+".value", "not a SPIFFE ID: %v", err)
 			return
 		}
-		if deny {
+		switch {
+		case l7 != nil:
+			l7.exact = sid.String()
+			c.l7 = append(c.l7, l7)
+		case deny:
 			c.denyExact[sid.String()] = struct{}{}
-		} else {
+		default:
 			c.allowExact[sid.String()] = struct{}{}
 		}
 	case MatchPrefix:
@@ -367,9 +377,13 @@ func (c *Compiled) addPermission(p *problems, path string, perm Permission) {
 			p.add(path+".value", "%v", err)
 			return
 		}
-		if deny {
+		switch {
+		case l7 != nil:
+			l7.prefix = pfx
+			c.l7 = append(c.l7, l7)
+		case deny:
 			c.denyPfx = append(c.denyPfx, pfx)
-		} else {
+		default:
 			c.allowPfx = append(c.allowPfx, pfx)
 		}
 	default:

@@ -123,6 +123,10 @@ type Permission struct {
 	Value string `json:"value"`
 	// Action is "Allow" or "Deny" ("AllowWithShadowDeny" counts as Allow).
 	Action string `json:"action"`
+	// Rules, when set, limit the permission to the requests one of them
+	// matches (by method and path); other requests of the caller are
+	// decided as if the permission were absent.
+	Rules []PermissionRule `json:"rules,omitempty"`
 }
 
 // Problem is one violation found in a configuration.
@@ -241,7 +245,9 @@ var configShape = shape{
 	"identity": shape{"spiffeId": nil, "token": nil, "tokenExpiresAt": nil},
 	"inbound": shape{
 		"service": nil, "default": nil, "jwks": nil, "audiences": nil, "jwtIssuer": nil,
-		"permissions": arrayOf{shape{"type": nil, "value": nil, "action": nil}},
+		"permissions": arrayOf{shape{"type": nil, "value": nil, "action": nil, "rules": arrayOf{shape{
+			"match": shape{"methods": nil, "paths": arrayOf{shape{"type": nil, "value": nil}}},
+		}}}},
 	},
 }
 

@@ -44,6 +44,9 @@ type Request struct {
 	PeerURISAN string
 	// IdentityToken is the first incoming x-ecsmesh-identity value.
 	IdentityToken string
+	// Method and Path are :method and :path, read only when
+	// NeedsRequestLine (inbound L7 permissions).
+	Method, Path string
 	// Now is the current time in Unix seconds.
 	Now int64
 }
@@ -225,8 +228,12 @@ func sanitize(s string) string {
 // peerEntry caches the decision for one peer SPIFFE ID.
 type peerEntry struct {
 	allowed bool
-	xfcc    string // "URI=<id>" when allowed
-	body    string // the 403 body when refused
+	xfcc    string // "URI=<id>"
+	body    string // the 403 body
+	// l7 are the permissions with rules that name the peer; when set,
+	// allowed is the decision without them (see authorizeRequest).
+	l7                      []*l7perm
+	baseDeny, baseAllow, df bool
 }
 
 func (c *Compiled) decideInbound(req *Request, d *Decision) {
@@ -246,15 +253,14 @@ func (c *Compiled) decideInbound(req *Request, d *Decision) {
 	}
 	e, ok := c.peers.get(id)
 	if !ok {
-		e = peerEntry{allowed: c.Authorize(id)}
-		if e.allowed {
-			e.xfcc = "URI=" + id
-		} else {
-			e.body = "ecsmesh: " + id + " may not call " + c.service
-		}
+		e = c.peerEntry(id)
 		c.peers.put(id, e)
 	}
-	if !e.allowed {
+	allowed := e.allowed
+	if e.l7 != nil {
+		allowed = e.authorizeRequest(req)
+	}
+	if !allowed {
 		d.Status = 403
 		d.Body = e.body
 		d.Events = CounterDenied
@@ -264,4 +270,42 @@ func (c *Compiled) decideInbound(req *Request, d *Decision) {
 	d.Events = CounterAllowed
 	d.set(HeaderPeerID, id)
 	d.set(HeaderXFCC, e.xfcc)
+}
+
+// peerEntry computes what is known of a peer before its request.
+func (c *Compiled) peerEntry(id string) peerEntry {
+	e := peerEntry{allowed: c.Authorize(id), xfcc: "URI=" + id, body: "ecsmesh: " + id + " may not call " + c.service}
+	for _, p := range c.l7 {
+		if p.matchesID(id) {
+			e.l7 = append(e.l7, p)
+		}
+	}
+	if e.l7 != nil {
+		e.baseDeny, e.baseAllow, e.df = c.authorizeParts(id)
+	}
+	return e
+}
+
+// authorizeRequest decides a request of a peer some L7 permissions name:
+// Deny beats Allow (a rule-less Deny, then a Deny whose rules match), then
+// a rule-less Allow or an Allow whose rules match, then the default. A
+// request whose path is not canonical is refused.
+func (e *peerEntry) authorizeRequest(req *Request) bool {
+	if e.baseDeny {
+		return false
+	}
+	path := requestPath(req.Path)
+	if !canonicalPath(path) {
+		return false
+	}
+	allow := e.baseAllow
+	for _, p := range e.l7 {
+		if p.matches(req.Method, path) {
+			if p.deny {
+				return false
+			}
+			allow = true
+		}
+	}
+	return allow || e.df
 }

@@ -82,3 +82,27 @@ func (c *Compiled) Authorize(id string) bool {
 		return false
 	}
 }
+
+// authorizeParts splits Authorize for a peer: whether a permission without
+// rules denies it, one allows it, and what the default says.
+func (c *Compiled) authorizeParts(id string) (deny, allow, def bool) {
+	if _, ok := c.denyExact[id]; ok {
+		deny = true
+	}
+	for _, p := range c.denyPfx {
+		deny = deny || strings.HasPrefix(id, p)
+	}
+	if _, ok := c.allowExact[id]; ok {
+		allow = true
+	}
+	for _, p := range c.allowPfx {
+		allow = allow || strings.HasPrefix(id, p)
+	}
+	switch c.defaultAct {
+	case ActionAllow:
+		def = true
+	case DefaultAllowMesh:
+		def = strings.HasPrefix(id, c.meshPrefix)
+	}
+	return deny, allow, def
+}

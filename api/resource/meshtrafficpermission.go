@@ -2,6 +2,7 @@ package resource
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -52,6 +53,29 @@ type PermissionRule struct {
 	// MeshSubset, MeshService or MeshServiceSubset).
 	TargetRef *PolicyTargetRef `json:"targetRef,omitempty"`
 	Default   *PermissionConf  `json:"default,omitempty"`
+	// Rules (SPIFFE-ID form only, an ecsmesh extension) limit the entry to
+	// the HTTP requests one of them matches: the caller's other requests
+	// are decided as if the entry were absent.
+	Rules []PermissionL7Rule `json:"rules,omitzero"`
+}
+
+// PermissionL7Rule matches requests by method and path.
+type PermissionL7Rule struct {
+	Match PermissionL7Match `json:"match"`
+}
+
+// PermissionL7Match: any one method (upper case) and any one path; an
+// empty list matches anything, but a match sets at least one.
+type PermissionL7Match struct {
+	Methods []string         `json:"methods,omitzero"`
+	Paths   []PermissionPath `json:"paths,omitzero"`
+}
+
+// PermissionPath is an Exact path, or a Prefix of whole segments ("/admin"
+// matches /admin and /admin/x, not /administrator).
+type PermissionPath struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
 }
 
 // PermissionConf is the default of a Kuma-form from entry.
@@ -105,8 +129,12 @@ func (p *MeshTrafficPermission) Validate() *validation.Error {
 		rp := sp.Field("from").Index(i)
 		if r.KumaForm() {
 			validateKumaPermission(rp, r, p.Mesh, verr)
+			if r.Rules != nil {
+				verr.Add(rp.Field("rules"), "rules are supported on entries of the spiffeID form only (write {spiffeID, action, rules})")
+			}
 		} else {
 			validateSpiffePermission(rp, r, verr)
+			validateL7Rules(rp.Field("rules"), r.Rules, verr)
 		}
 	}
 	return verr
@@ -185,4 +213,44 @@ func validatePrefix(p validation.Path, v string, verr *validation.Error) {
 	if _, err := spiffeid.TrustDomainFromString(td); err != nil {
 		verr.Add(p, "must start with spiffe://<trust domain>: "+err.Error())
 	}
+}
+
+func validateL7Rules(p validation.Path, rules []PermissionL7Rule, verr *validation.Error) {
+	if rules != nil && len(rules) == 0 {
+		verr.Add(p, "must list at least one rule when set")
+	}
+	for i, r := range rules {
+		mp := p.Index(i).Field("match")
+		if len(r.Match.Methods) == 0 && len(r.Match.Paths) == 0 {
+			verr.Add(mp, "must set methods, paths or both")
+		}
+		for j, m := range r.Match.Methods {
+			if !slices.Contains(httpMethods, m) {
+				verr.Add(mp.Field("methods").Index(j), fmt.Sprintf("must be one of %s, got %q", strings.Join(httpMethods, ", "), m))
+			}
+		}
+		for j, pm := range r.Match.Paths {
+			pp := mp.Field("paths").Index(j)
+			if pm.Type != MatchExact && pm.Type != MatchPrefix {
+				verr.Add(pp.Field("type"), fmt.Sprintf("must be Exact or Prefix, got %q", pm.Type))
+			}
+			if !canonicalRequestPath(pm.Value) {
+				verr.Add(pp.Field("value"), fmt.Sprintf("must be an absolute path without query, '.' or '..' segments, '//' or percent-encoding, got %q", pm.Value))
+			}
+		}
+	}
+}
+
+// canonicalRequestPath reports whether p is an absolute path in the one
+// spelling the filter compares requests with (it refuses other spellings).
+func canonicalRequestPath(p string) bool {
+	if p == "" || p[0] != '/' || strings.ContainsAny(p, "%\\?#") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }

@@ -130,3 +130,34 @@ func TestPermissionValidateAlone(t *testing.T) {
 		t.Errorf("AllowWithShadowDeny in the SPIFFE-ID form: %v", v)
 	}
 }
+
+func TestPermissionL7Rules(t *testing.T) {
+	ok := `{"type":"MeshTrafficPermission","mesh":"default","name":"api-admin","spec":{"targetRef":{"kind":"MeshService","name":"api"},"from":[
+	  {"spiffeID":{"type":"Prefix","value":"spiffe://default.mesh.local/"},"action":"Deny","rules":[{"match":{"paths":[{"type":"Prefix","value":"/admin"}]}}]}]}}`
+	obj, _, err := DecodeOne([]byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := obj.(*MeshTrafficPermission).Spec.From[0].Rules; len(r) != 1 || r[0].Match.Paths[0].Value != "/admin" {
+		t.Fatalf("rules %+v", r)
+	}
+	bad := `{"type":"MeshTrafficPermission","mesh":"default","name":"p","spec":{"targetRef":{"kind":"MeshService","name":"api"},"from":[
+	  {"spiffeID":{"type":"Exact","value":"spiffe://default.mesh.local/workload/web"},"action":"Deny","rules":[{"match":{}},{"match":{"methods":["get"],"paths":[{"type":"Regex","value":"/a/../b"}]}},{"match":{"verbs":["GET"]}}]},
+	  {"targetRef":{"kind":"Mesh"},"default":{"action":"Allow"},"rules":[{"match":{"methods":["GET"]}}]}]}}`
+	_, _, err = DecodeOne([]byte(bad))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		"spec.from[0].rules[0].match: must set methods, paths or both",
+		`spec.from[0].rules[1].match.methods[0]: must be one of`,
+		`spec.from[0].rules[1].match.paths[0].type: must be Exact or Prefix, got "Regex"`,
+		`spec.from[0].rules[1].match.paths[0].value: must be an absolute path`,
+		"spec.from[0].rules[2].match.verbs: unknown field",
+		"spec.from[1].rules: rules are supported on entries of the spiffeID form only",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

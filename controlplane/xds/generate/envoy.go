@@ -332,6 +332,10 @@ func inboundListener(addr, spiffeID string, in *resource.Inbound, perms []filter
 		if err != nil {
 			return nil, err
 		}
+		if opt == nil {
+			opt = &hcmOptions{}
+		}
+		opt.normalizePath = true
 		f, err := hcm("inbound_"+in.Service(), "inbound", &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: local},
 		}, fmt.Sprintf("%s%d", InboundFilterPrefix, in.Port), filterType, opt)
@@ -380,6 +384,12 @@ func principal(p filter.Permission) *rbacconfigv3.Principal {
 func rbacFilters(service string, perms []filter.Permission, deflt, trustDomain string) ([]*listenerv3.Filter, error) {
 	var deny, allow []*rbacconfigv3.Principal
 	for _, p := range perms {
+		// A TCP connection has no method or path: a Deny limited to some
+		// requests refuses the caller's connections (fail closed), an
+		// Allow limited to some requests admits none.
+		if len(p.Rules) > 0 && p.Action != filter.ActionDeny {
+			continue
+		}
 		if p.Action == filter.ActionDeny {
 			deny = append(deny, principal(p))
 		} else {

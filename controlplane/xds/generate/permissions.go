@@ -66,7 +66,7 @@ func (m *Mesh) permissions(in *Input) {
 		for _, i := range base {
 			for _, r := range mtps[i].Spec.From {
 				if !r.KumaForm() && r.SpiffeID != nil {
-					ps.perms = append(ps.perms, filter.Permission{Type: r.SpiffeID.Type, Value: r.SpiffeID.Value, Action: r.Action})
+					ps.perms = append(ps.perms, filter.Permission{Type: r.SpiffeID.Type, Value: r.SpiffeID.Value, Action: r.Action, Rules: l7Rules(r.Rules)})
 				}
 			}
 		}
@@ -311,6 +311,21 @@ func (m merged) appendRules(out []filter.Permission, trustDomain string) []filte
 	})
 	if meshRule {
 		out = append(out, filter.Permission{Type: filter.MatchPrefix, Value: "spiffe://" + trustDomain + "/", Action: mesh.action})
+	}
+	return out
+}
+
+// l7Rules are a permission entry's rules in the filter's form.
+func l7Rules(rules []resource.PermissionL7Rule) []filter.PermissionRule {
+	if len(rules) == 0 {
+		return nil
+	}
+	out := make([]filter.PermissionRule, len(rules))
+	for i, r := range rules {
+		out[i].Match.Methods = r.Match.Methods
+		for _, p := range r.Match.Paths {
+			out[i].Match.Paths = append(out[i].Match.Paths, filter.PathMatch{Type: p.Type, Value: p.Value})
+		}
 	}
 	return out
 }

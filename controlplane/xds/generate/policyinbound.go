@@ -34,6 +34,9 @@ type hcmOptions struct {
 	accessLogs []*accesslogv3.AccessLog
 	// tracing is MeshTrace's.
 	tracing *hcmv3.HttpConnectionManager_Tracing
+	// normalizePath normalizes request paths (RFC 3986, merged slashes)
+	// before any filter: permissions that match paths see one spelling.
+	normalizePath bool
 }
 
 func (o *hcmOptions) apply(h *hcmv3.HttpConnectionManager) {
@@ -43,6 +46,9 @@ func (o *hcmOptions) apply(h *hcmv3.HttpConnectionManager) {
 	h.StreamIdleTimeout, h.RequestHeadersTimeout, h.CommonHttpProtocolOptions = o.streamIdleTimeout, o.requestHeadersTimeout, o.common
 	h.AccessLog = o.accessLogs
 	h.Tracing = o.tracing
+	if o.normalizePath {
+		h.NormalizePath, h.MergeSlashes = wrapperspb.Bool(true), true
+	}
 }
 
 // tcpOptions are what policies add to a TCP proxy chain.

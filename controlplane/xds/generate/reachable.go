@@ -83,6 +83,9 @@ func (ps permSet) admits(id, trustDomain string) bool {
 			continue
 		}
 		if p.Action == filter.ActionDeny {
+			if len(p.Rules) > 0 {
+				continue // only some requests are refused
+			}
 			return false
 		}
 		allowed = true
