@@ -49,7 +49,7 @@ type Compiled struct {
 	denyPfx    []string
 	allowPfx   []string
 	// l7 are the permissions with rules, decided per request.
-	l7 []*l7perm
+	l7         []*l7perm
 	defaultAct string
 	meshPrefix string // "spiffe://<td>/" of selfID, for AllowMesh
 	keys       map[string]*ecdsa.PublicKey
