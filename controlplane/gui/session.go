@@ -86,11 +86,17 @@ func (g *GUI) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin reports whether a form POST comes from a page of this
-// origin: Origin, when sent, must be this scheme and Host (CSRF).
+// origin (CSRF). Browsers send Sec-Fetch-Site; it must say same-origin.
+// Without it, Origin, when sent, must be this scheme and Host: the GUI's
+// Referrer-Policy no-referrer makes browsers send "Origin: null" on its
+// own forms, so "null" passes only with Sec-Fetch-Site: same-origin.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
 	o := r.Header.Get("Origin")
 	if o == "" {
-		return true // not a browser, or a same-origin navigation of an old one
+		return true // not a browser
 	}
 	scheme := "http"
 	if r.TLS != nil {

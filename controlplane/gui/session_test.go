@@ -56,6 +56,18 @@ func TestTokenLogin(t *testing.T) {
 	if rec := login(t, h, token, "http://evil.example"); rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 {
 		t.Fatalf("cross-origin login: %d", rec.Code)
 	}
+	for _, hdr := range []map[string]string{{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"}} {
+		req := httptest.NewRequest("POST", "/gui/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 {
+			t.Fatalf("login with %v: %d, want 403", hdr, rec.Code)
+		}
+	}
 	rec := login(t, h, token, "http://example.com") // httptest's Host
 	cookies := rec.Result().Cookies()
 	if rec.Code != http.StatusSeeOther || len(cookies) != 1 {
