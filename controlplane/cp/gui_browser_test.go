@@ -371,4 +371,3 @@ func shot(t *testing.T, ctx context.Context, dir, name string) {
 	}
 	t.Logf("screenshot: %s", p)
 }
-

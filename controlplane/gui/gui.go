@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,9 +89,11 @@ type Options struct {
 
 // GUI serves the pages.
 type GUI struct {
-	o     Options
-	pages map[string]*template.Template
-	key   []byte // session cookie HMAC key, from the token
+	o       Options
+	mu      sync.Mutex
+	dpCache map[store.Key]*cachedDataplane
+	pages   map[string]*template.Template
+	key     []byte // session cookie HMAC key, from the token
 }
 
 // New parses the templates and returns the GUI.

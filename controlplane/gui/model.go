@@ -65,6 +65,72 @@ type snapshot struct {
 	Policies   []policyRow
 }
 
+// cachedDataplane is a decoded Dataplane record, kept while its store
+// version stays the same: every page re-reads the store, but decodes only
+// what changed.
+type cachedDataplane struct {
+	version  int64
+	row      dataplaneRow
+	inbounds []inboundSummary
+}
+
+type inboundSummary struct {
+	service, protocol string
+	ready             bool
+}
+
+// dataplaneList reads every Dataplane record from the store (as the
+// resource manager does) and decodes the new or changed ones.
+func (g *GUI) dataplaneList(ctx context.Context) ([]*cachedDataplane, error) {
+	recs, err := g.o.Store.List(ctx, resource.KindDataplane, store.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("gui: listing dataplanes: %w", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := make(map[store.Key]*cachedDataplane, len(recs))
+	out := make([]*cachedDataplane, 0, len(recs))
+	for _, r := range recs {
+		c := g.dpCache[r.Key]
+		if c == nil || c.version != r.Version {
+			obj, err := resource.Unmarshal(resource.KindDataplane, r.Spec)
+			if err != nil {
+				return nil, fmt.Errorf("gui: reading %s: %w", r.Key, err)
+			}
+			c = newCachedDataplane(r, obj.(*resource.Dataplane))
+		}
+		next[r.Key] = c
+		out = append(out, c)
+	}
+	g.dpCache = next
+	return out, nil
+}
+
+func newCachedDataplane(r store.Record, dp *resource.Dataplane) *cachedDataplane {
+	row := dataplaneRow{Mesh: r.Mesh, Name: r.Name, Address: dp.Networking.Address, Labels: sortedLabels(dp.Labels),
+		Cluster: dp.Labels[resource.LabelECSCluster], Status: "never connected", Inbounds: len(dp.Networking.Inbound)}
+	if dp.Owner != nil {
+		row.SPIFFEID, row.Role = dp.Owner.SPIFFEID, dp.Owner.RoleARN
+	}
+	c := &cachedDataplane{version: r.Version}
+	for i := range dp.Networking.Inbound {
+		in := &dp.Networking.Inbound[i]
+		if in.Ready() {
+			row.Ready++
+		}
+		name := in.Service()
+		if name == "" {
+			continue
+		}
+		if !containsString(row.Services, name) {
+			row.Services = append(row.Services, name)
+		}
+		c.inbounds = append(c.inbounds, inboundSummary{service: name, protocol: in.Protocol(), ready: in.Ready()})
+	}
+	c.row = row
+	return c
+}
+
 // policyRow is one resource of a policy kind (every kind but Dataplane).
 type policyRow struct {
 	Ref     policyRef
@@ -98,20 +164,15 @@ func (g *GUI) load(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	dps, err := g.o.Manager.List(ctx, resource.KindDataplane, "")
+	dps, err := g.dataplaneList(ctx)
 	if err != nil {
 		return nil, err
 	}
 	type svcKey struct{ mesh, name string }
 	svcs := map[svcKey]*serviceRow{}
-	for _, obj := range dps {
-		dp := obj.(*resource.Dataplane)
-		row := dataplaneRow{Mesh: dp.Mesh, Name: dp.Name, Address: dp.Networking.Address, Labels: sortedLabels(dp.Labels),
-			Cluster: dp.Labels[resource.LabelECSCluster], Status: "never connected", Inbounds: len(dp.Networking.Inbound)}
-		if dp.Owner != nil {
-			row.SPIFFEID, row.Role = dp.Owner.SPIFFEID, dp.Owner.RoleARN
-		}
-		if sess, ok := sessions[store.Key{Mesh: dp.Mesh, Name: dp.Name}]; ok {
+	for _, c := range dps {
+		row := c.row
+		if sess, ok := sessions[store.Key{Mesh: row.Mesh, Name: row.Name}]; ok {
 			row.Online, row.Replica, row.Since = sess.Online, sess.Replica, sess.ConnectedAt
 			row.Status = "online"
 			if !sess.Online {
@@ -121,26 +182,15 @@ func (g *GUI) load(ctx context.Context) (*snapshot, error) {
 				}
 			}
 		}
-		for i := range dp.Networking.Inbound {
-			in := &dp.Networking.Inbound[i]
-			name := in.Service()
-			if name == "" {
-				continue
-			}
-			if !containsString(row.Services, name) {
-				row.Services = append(row.Services, name)
-			}
-			sv := svcs[svcKey{dp.Mesh, name}]
+		for _, in := range c.inbounds {
+			sv := svcs[svcKey{row.Mesh, in.service}]
 			if sv == nil {
-				sv = &serviceRow{Mesh: dp.Mesh, Name: name, Protocol: in.Protocol()}
-				svcs[svcKey{dp.Mesh, name}] = sv
+				sv = &serviceRow{Mesh: row.Mesh, Name: in.service, Protocol: in.protocol}
+				svcs[svcKey{row.Mesh, in.service}] = sv
 			}
 			sv.Total++
-			if in.Ready() && row.Online {
+			if in.ready && row.Online {
 				sv.Ready++
-			}
-			if in.Ready() {
-				row.Ready++
 			}
 		}
 		s.Dataplanes = append(s.Dataplanes, row)
