@@ -136,7 +136,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.register("xDS", xdsSrv.Collectors())
 	apiSrv := s.apiServer(tlsCfg, verifier, verr)
-	adminSrv, err := s.adminServer(xdsSrv)
+	adminSrv, err := s.adminServer(ctx, xdsSrv)
 	if err != nil {
 		lns.close()
 		return err
@@ -263,7 +263,7 @@ func (s *Server) apiServer(tlsCfg *tls.Config, verifier *auth.Verifier, verr err
 }
 
 // adminServer is the admin API, with the GUI under /gui/.
-func (s *Server) adminServer(inspector admin.Inspector) (*http.Server, error) {
+func (s *Server) adminServer(ctx context.Context, inspector admin.Inspector) (*http.Server, error) {
 	mgr := manager.New(s.store, hostnameCheck)
 	g, err := gui.New(gui.Options{
 		Manager: mgr, Store: s.store, Inspector: inspector, DNS: s.DNSStatus, Metrics: s.reg,
@@ -273,6 +273,7 @@ func (s *Server) adminServer(inspector admin.Inspector) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	go g.Run(ctx) // samples the refusal counters for the overview's last hour
 	return s.adminLimits.apply(&http.Server{
 		Handler: admin.Handler(admin.Options{
 			Manager:   mgr,

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ecsmesh/ecsmesh/api/resource"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
 	"github.com/ecsmesh/ecsmesh/controlplane/election"
@@ -154,7 +156,7 @@ func TestConvergesUnderThrottlingAndPriorRequest(t *testing.T) {
 	putServices(t, e.st, 0, 600)
 	e.fake.SetRateLimit(20, 1)
 	e.fake.InjectPriorRequestNotComplete(2)
-	rec, _ := e.reconciler(t, e.options("cp", 1000)) // a client far faster than the fake allows
+	rec, w := e.reconciler(t, e.options("cp", 1000)) // a client far faster than the fake allows
 	var err error
 	for range 20 {
 		if err = rec.Pass(ctx); err == nil {
@@ -169,6 +171,23 @@ func TestConvergesUnderThrottlingAndPriorRequest(t *testing.T) {
 	}
 	if e.fake.Throttled() == 0 {
 		t.Fatal("the test did not throttle")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(w.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted float64
+	for _, mf := range mfs {
+		if mf.GetName() == "ecsmesh_dns_route53_throttled_total" {
+			for _, m := range mf.GetMetric() {
+				counted += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counted == 0 {
+		t.Fatalf("the fake throttled %d requests; ecsmesh_dns_route53_throttled_total counts none", e.fake.Throttled())
 	}
 	if e.fake.Rejected() != 0 {
 		t.Fatalf("%d batches rejected", e.fake.Rejected())

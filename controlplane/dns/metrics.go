@@ -9,6 +9,7 @@ import (
 // metrics are the writer's Prometheus collectors.
 type metrics struct {
 	conflicts *prometheus.CounterVec
+	throttled *prometheus.CounterVec
 
 	mu   sync.Mutex
 	last footprintReport
@@ -29,6 +30,10 @@ func newMetrics() *metrics {
 			Name: "ecsmesh_dns_owner_conflicts_total",
 			Help: "Passes that found a domain this deployment needs claimed by another owner ID (nothing under it was written), by reason (claimed: the same domain; overlap: a parent or subdomain).",
 		}, []string{"reason"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_dns_route53_throttled_total",
+			Help: "Route53 requests answered with a throttling or prior-request-not-complete error (each is retried after a backoff), by action.",
+		}, []string{"action"}),
 	}
 }
 
@@ -50,13 +55,15 @@ func (m *metrics) gauge(name, help string, f func(r footprintReport) float64) pr
 
 // Collectors returns the writer's metrics for the CP's registry: the
 // zone's record sets and quota, the quota warning, ecsmesh's records (A,
-// domain claims, legacy marks), records per service, and owner conflicts.
+// domain claims, legacy marks), records per service, owner conflicts and
+// throttled requests.
 func (w *Writer) Collectors() []prometheus.Collector {
 	m := w.metrics
 	owned := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ecsmesh_dns_owned_records",
 		Help: "Record sets ecsmesh keeps in the hosted zone after the last pass, by kind (a, claim, legacy)."}, []string{"kind"})
 	return []prometheus.Collector{
 		m.conflicts,
+		m.throttled,
 		m.gauge("ecsmesh_dns_zone_records", "Record sets in the hosted zone after the last pass (every owner's, SOA and NS included).",
 			func(r footprintReport) float64 { return float64(r.after.Zone) }),
 		m.gauge("ecsmesh_dns_zone_record_quota", "The hosted zone's record set quota (ECSMESH_ROUTE53_RECORD_QUOTA).",

@@ -92,6 +92,7 @@ type GUI struct {
 	o       Options
 	mu      sync.Mutex
 	dpCache map[store.Key]*cachedDataplane
+	window  window
 	pages   map[string]*template.Template
 	key     []byte // session cookie HMAC key, from the token
 }
@@ -108,6 +109,7 @@ func New(o Options) (*GUI, error) {
 		o.Now = time.Now
 	}
 	g := &GUI{o: o, pages: map[string]*template.Template{}}
+	g.window.observe(o.Now(), map[string]float64{}) // the counters start at zero with the process
 	if o.Token != "" {
 		g.key = sessionKey(o.Token)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -22,6 +23,7 @@ type overviewData struct {
 	DNS                  *dns.Status
 	Leading              bool
 	Refusals             []counter
+	RefusalsSince        time.Time
 	DNSCounters          []counter
 }
 
@@ -44,6 +46,11 @@ func (g *GUI) overview(w http.ResponseWriter, r *http.Request) {
 		d.Leading = d.DNS != nil && d.DNS.Passes > 0
 	}
 	d.Refusals, d.DNSCounters = g.counters()
+	delta, since := g.window.observe(g.o.Now(), counterValues(d.Refusals))
+	for i := range d.Refusals {
+		d.Refusals[i].LastHour = delta[d.Refusals[i].Name+"{"+d.Refusals[i].Labels+"}"]
+	}
+	d.RefusalsSince = since
 	g.render(w, r, http.StatusOK, "overview", "Overview", d)
 }
 
@@ -250,6 +257,8 @@ func (g *GUI) policy(w http.ResponseWriter, r *http.Request) {
 type counter struct {
 	Name, Labels string
 	Value        float64
+	// LastHour is the growth in the overview's window.
+	LastHour float64
 }
 
 // counters reads the refusal and DNS counters from the CP's registry
@@ -288,6 +297,11 @@ func (g *GUI) counters() (refusals, dnsCounters []counter) {
 			}
 		}
 	}
-	sort.Slice(refusals, func(i, j int) bool { return refusals[i].Value > refusals[j].Value })
+	sort.Slice(refusals, func(i, j int) bool {
+		if refusals[i].Value != refusals[j].Value {
+			return refusals[i].Value > refusals[j].Value
+		}
+		return refusals[i].Name+refusals[i].Labels < refusals[j].Name+refusals[j].Labels
+	})
 	return refusals, dnsCounters
 }
