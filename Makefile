@@ -5,7 +5,7 @@ GOFLAGS_TEST ?= -timeout 25m
 # Tests that need PostgreSQL read this DSN; CI has PostgreSQL on 127.0.0.1:5432.
 export ECSMESH_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: all build cp dp dev wasm so test test-unit test-race bench bench-quick fuzz run demo lint images clean
+.PHONY: all build cp dp dev wasm so test test-unit test-race bench bench-quick fuzz run demo lint images clean gui-screenshots
 
 all: build
 
@@ -54,6 +54,13 @@ fuzz:
 		echo "== $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+# Screenshots of the GUI (build/gui-overview.png, build/gui-dataplane.png),
+# taken by its browser test (headless chromium) against a CP with the demo
+# mesh.
+gui-screenshots:
+	@mkdir -p $(BUILD)
+	ECSMESH_GUI_SCREENSHOTS=$(CURDIR)/$(BUILD) $(GO) test -count=1 -run '^TestGUIInBrowser$$' ./controlplane/cp/
 
 run: build
 	$(BUILD)/ecsmesh-dev run

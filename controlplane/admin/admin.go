@@ -15,6 +15,7 @@
 //	POST   /meshes/{mesh}/rotate/ca              new root; old one trusted until its leaves expire
 //	POST   /meshes/{mesh}/rotate/signing-keys    new token and JWT-SVID keys; old ones verify until their tokens expire
 //	POST   /meshes/{mesh}/dataplanes/{name}/revoke  end the Dataplane's tokens and streams now
+//	GET    /gui/...                              the read-only web GUI (package gui)
 //
 // When a token is configured every resource route requires
 // "Authorization: Bearer <token>", compared in constant time; /ready,
@@ -79,6 +80,9 @@ type Options struct {
 	Inspector Inspector
 	// Rotator rotates keys; nil: 503.
 	Rotator Rotator
+	// GUI serves /gui/ (package gui), behind the same guard; it checks
+	// the token itself (bearer header or its login session). nil: 404.
+	GUI http.Handler
 }
 
 // Handler returns the admin API.
@@ -117,7 +121,20 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /{kind}/{name}", h.authed(h.getGlobal))
 	mux.HandleFunc("PUT /{kind}/{name}", h.authed(h.putGlobal))
 	mux.HandleFunc("DELETE /{kind}/{name}", h.authed(h.deleteGlobal))
-	return guard(o.Token == "", mux)
+	if o.GUI == nil {
+		return guard(o.Token == "", mux)
+	}
+	// /gui/ overlaps /{kind}/{name}: route it before the mux.
+	return guard(o.Token == "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/gui":
+			http.Redirect(w, r, "/gui/", http.StatusMovedPermanently)
+		case strings.HasPrefix(r.URL.Path, "/gui/"):
+			o.GUI.ServeHTTP(w, r)
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	}))
 }
 
 type handler struct {

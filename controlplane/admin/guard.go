@@ -45,13 +45,23 @@ func guard(tokenless bool, next http.Handler) http.Handler {
 				return
 			}
 		}
-		if isWrite(r) && !bodyTypeAllowed(r.Header.Get("Content-Type")) {
+		if isWrite(r) && !bodyTypeAllowed(r.Header.Get("Content-Type")) && !guiForm(r) {
 			problem.Write(w, problem.Newf(http.StatusUnsupportedMediaType, "unsupported_media_type", "writes must carry a JSON or YAML body",
 				"Content-Type %q is not accepted; send Content-Type: application/json or application/yaml", r.Header.Get("Content-Type")))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// guiForm reports whether r is the GUI's sign-in or sign-out form: a
+// POST of an HTML form to exactly /gui/login or /gui/logout, which change
+// no state but the caller's own session cookie. The GUI refuses them
+// from another origin; every other write still needs a JSON or YAML body.
+func guiForm(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return r.Method == http.MethodPost && (r.URL.Path == "/gui/login" || r.URL.Path == "/gui/logout") &&
+		mt == "application/x-www-form-urlencoded"
 }
 
 // isWrite reports whether r changes state and so must declare its body.

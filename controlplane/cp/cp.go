@@ -23,6 +23,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/controlplane/ca"
 	"github.com/ecsmesh/ecsmesh/controlplane/config"
 	"github.com/ecsmesh/ecsmesh/controlplane/dns"
+	"github.com/ecsmesh/ecsmesh/controlplane/gui"
 	"github.com/ecsmesh/ecsmesh/controlplane/manager"
 	"github.com/ecsmesh/ecsmesh/controlplane/store"
 	"github.com/ecsmesh/ecsmesh/controlplane/token"
@@ -136,7 +137,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.register("xDS", xdsSrv.Collectors())
 	apiSrv := s.apiServer(tlsCfg, verifier, verr)
-	adminSrv := s.adminServer(xdsSrv)
+	adminSrv, err := s.adminServer(ctx, xdsSrv)
+	if err != nil {
+		lns.close()
+		return err
+	}
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
@@ -258,11 +263,21 @@ func (s *Server) apiServer(tlsCfg *tls.Config, verifier *auth.Verifier, verr err
 	return s.apiLimits.apply(&http.Server{Handler: mux, TLSConfig: tlsCfg})
 }
 
-// adminServer is the admin API.
-func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
+// adminServer is the admin API, with the GUI under /gui/.
+func (s *Server) adminServer(ctx context.Context, inspector admin.Inspector) (*http.Server, error) {
+	mgr := manager.New(s.store, hostnameCheck)
+	g, err := gui.New(gui.Options{
+		Manager: mgr, Store: s.store, Inspector: inspector, DNS: s.DNSStatus, Metrics: s.reg,
+		Domain: s.cfg.DNS.Domain, ZoneID: s.cfg.Route53.HostedZoneID, InstanceID: s.cfg.InstanceID,
+		Token: s.cfg.AdminToken, Logger: s.log.With("component", "gui"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	go g.Run(ctx) // samples the refusal counters for the overview's last hour
 	return s.adminLimits.apply(&http.Server{
 		Handler: admin.Handler(admin.Options{
-			Manager:   manager.New(s.store, hostnameCheck),
+			Manager:   mgr,
 			Logger:    s.log,
 			Token:     s.cfg.AdminToken,
 			Metrics:   promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}),
@@ -270,10 +285,11 @@ func (s *Server) adminServer(inspector admin.Inspector) *http.Server {
 			WellKnown: s.tokens.Handler(),
 			Inspector: inspector,
 			Rotator:   rotator{ca: s.ca, tokens: s.tokens},
+			GUI:       g.Handler(),
 		}),
 		// TLS handshake errors (scanners, plain-HTTP clients) are noise.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	})
+	}), nil
 }
 
 // register adds collectors to the CP's registry; a clash is logged, not fatal.

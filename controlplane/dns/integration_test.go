@@ -172,27 +172,29 @@ func TestConvergesUnderThrottlingAndPriorRequest(t *testing.T) {
 	if e.fake.Throttled() == 0 {
 		t.Fatal("the test did not throttle")
 	}
-	counted := 0.0
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(w.Collectors()...)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var requests, throttled float64
 	for _, mf := range mfs {
-		if mf.GetName() != "ecsmesh_dns_route53_requests_total" {
-			continue
-		}
 		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == "throttled" {
-					counted += m.GetCounter().GetValue()
+			switch mf.GetName() {
+			case "ecsmesh_dns_route53_throttled_total":
+				throttled += m.GetCounter().GetValue()
+			case "ecsmesh_dns_route53_requests_total":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" && l.GetValue() == "throttled" {
+						requests += m.GetCounter().GetValue()
+					}
 				}
 			}
 		}
 	}
-	if counted == 0 {
-		t.Errorf("ecsmesh_dns_route53_requests_total counted no throttled request (the fake throttled %d)", e.fake.Throttled())
+	if requests == 0 || throttled != requests {
+		t.Errorf("the fake throttled %d requests; ecsmesh_dns_route53_requests_total{result=throttled} = %v, ecsmesh_dns_route53_throttled_total = %v (want equal, not 0)", e.fake.Throttled(), requests, throttled)
 	}
 	if e.fake.Rejected() != 0 {
 		t.Fatalf("%d batches rejected", e.fake.Rejected())

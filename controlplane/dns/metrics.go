@@ -11,7 +11,8 @@ type metrics struct {
 	conflicts *prometheus.CounterVec
 	// calls counts Route53 requests by action and result (ok, throttled,
 	// error).
-	calls *prometheus.CounterVec
+	calls     *prometheus.CounterVec
+	throttled *prometheus.CounterVec
 
 	mu   sync.Mutex
 	last footprintReport
@@ -36,6 +37,10 @@ func newMetrics() *metrics {
 			Name: "ecsmesh_dns_route53_requests_total",
 			Help: "Route53 API requests, by action (ListResourceRecordSets, ChangeResourceRecordSets) and result (ok, throttled: Route53 asked to slow down and the writer backed off, error).",
 		}, []string{"action", "result"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecsmesh_dns_route53_throttled_total",
+			Help: "Route53 requests answered with a throttling or prior-request-not-complete error (each is retried after a backoff), by action.",
+		}, []string{"action"}),
 	}
 }
 
@@ -57,13 +62,14 @@ func (m *metrics) gauge(name, help string, f func(r footprintReport) float64) pr
 
 // Collectors returns the writer's metrics for the CP's registry: the
 // zone's record sets and quota, the quota warning, ecsmesh's records (A,
-// domain claims, legacy marks), records per service, and owner conflicts.
+// domain claims, legacy marks), records per service, owner conflicts and
+// throttled requests.
 func (w *Writer) Collectors() []prometheus.Collector {
 	m := w.metrics
 	owned := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ecsmesh_dns_owned_records",
 		Help: "Record sets ecsmesh keeps in the hosted zone after the last pass, by kind (a, claim, legacy)."}, []string{"kind"})
 	return []prometheus.Collector{
-		m.conflicts, m.calls,
+		m.conflicts, m.calls, m.throttled,
 		m.gauge("ecsmesh_dns_zone_records", "Record sets in the hosted zone after the last pass (every owner's, SOA and NS included).",
 			func(r footprintReport) float64 { return float64(r.after.Zone) }),
 		m.gauge("ecsmesh_dns_zone_record_quota", "The hosted zone's record set quota (ECSMESH_ROUTE53_RECORD_QUOTA).",

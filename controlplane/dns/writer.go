@@ -316,6 +316,7 @@ func (w *Writer) do(ctx context.Context, action string, call func() error) error
 		if err == nil || !Retryable(err) || attempt == maxAttempts {
 			return err
 		}
+		w.metrics.throttled.WithLabelValues(action).Inc()
 		w.o.Logger.Warn("dns: Route53 asks to slow down; backing off", "action", action, "backoff", backoff, "error", err)
 		if err := w.sleep(ctx, backoff); err != nil {
 			return err
