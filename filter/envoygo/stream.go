@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/filter"
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
+
+	"github.com/ecsmesh/ecsmesh/filter"
 )
 
 // Factory builds the filter of one request (api.StreamFilterFactory).
@@ -27,7 +28,10 @@ type stream struct {
 	decision  filter.Decision
 }
 
-// DecodeHeaders strips, decides and applies the decision.
+// DecodeHeaders decides, then removes the headers the filter owns and sets
+// the decided ones, or answers locally. It reads one property and, inbound
+// without a peer certificate, x-ecsmesh-identity; Host() is a view of the
+// header map Envoy already holds, so outbound reads it up front.
 func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api.StatusType) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -42,31 +46,21 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		return api.LocalReply
 	}
 	c := s.config.compiled
-	s.req = filter.Request{Authority: headers.Host()}
-	if c.NeedsIdentityToken() {
-		s.req.IdentityToken, _ = headers.Get(filter.HeaderIdentity)
-	}
-	var stripBuf [8]string
-	strip := stripBuf[:0]
-	headers.Range(func(name, _ string) bool {
-		if c.Strip(name) {
-			strip = append(strip, name)
-		}
-		return true
-	})
-	for _, name := range strip {
-		headers.Del(name)
-	}
+	req, d := &s.req, &s.decision
+	*req = filter.Request{}
 	if c.Inbound() {
-		s.req.PeerURISAN = s.property(filter.PropertyPeerURISAN)
+		req.PeerURISAN = s.property(filter.PropertyPeerURISAN)
+		if req.PeerURISAN == "" && c.NeedsIdentityToken() {
+			req.IdentityToken, _ = headers.Get(filter.HeaderIdentity)
+		}
 	} else {
-		s.req.Destination = s.property(filter.PropertyDestination)
+		req.Destination = s.property(filter.PropertyDestination)
+		req.Authority = headers.Host()
 	}
-	if c.NeedsClock(&s.req) {
-		s.req.Now = time.Now().Unix()
+	if c.NeedsClock(req) {
+		req.Now = time.Now().Unix()
 	}
-	d := &s.decision
-	c.Decide(&s.req, d)
+	c.Decide(req, d)
 	for _, ctr := range s.config.counters {
 		if d.Events&ctr.bit != 0 {
 			ctr.metric.Increment(1)
@@ -79,6 +73,9 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		}
 		s.reply(d.Status, d.Body, details)
 		return api.LocalReply
+	}
+	for _, name := range c.StripNames() {
+		headers.Del(name)
 	}
 	for _, h := range d.Headers() {
 		headers.Set(h.Name, h.Value)

@@ -4,25 +4,48 @@
 // connection.uri_san_peer_certificate properties and counts its decisions
 // in proxy-wasm counters named after filter.Counter.
 //
-// Per request it makes: one call for the request header map (needed to
-// strip every incoming x-ecsmesh-* header, and it also yields :authority
-// and x-ecsmesh-identity), one property read, one removal per stripped
-// header, then one call per header set, or one local reply.
+// Per request it reads only what the decision needs and never the whole
+// header map. Outbound: the destination.address property, :authority only
+// when that address matches no route. Inbound: the peer certificate's URI
+// SAN, x-ecsmesh-identity only without one. A request let through then
+// costs one removal per header of filter.Compiled.StripNames, one
+// replacement per header set and one counter increment; a refused one a
+// counter increment and the local reply. Only the values the host copies
+// into the guest are allocated (by the SDK's proxy_on_memory_allocate).
 package proxywasm
 
 import (
 	"fmt"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/filter"
 	sdk "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/ecsmesh/ecsmesh/filter"
 )
+
+// propertyPath is a property path in the SDK's form and serialized for the
+// host (segments joined by NUL), once.
+type propertyPath struct {
+	path       []string
+	serialized []byte
+}
+
+func newPropertyPath(segments ...string) *propertyPath {
+	p := &propertyPath{path: segments}
+	for i, s := range segments {
+		if i > 0 {
+			p.serialized = append(p.serialized, 0)
+		}
+		p.serialized = append(p.serialized, s...)
+	}
+	return p
+}
 
 // Property paths in proxy-wasm form.
 var (
-	destinationPath = []string{"destination", "address"}
-	peerURISANPath  = []string{"connection", "uri_san_peer_certificate"}
+	destinationPath = newPropertyPath("destination", "address")
+	peerURISANPath  = newPropertyPath("connection", "uri_san_peer_certificate")
 )
 
 // NewVMContext returns the root of the plugin, for sdk.SetVMContext.
@@ -38,6 +61,9 @@ type pluginContext struct {
 	types.DefaultPluginContext
 	compiled *filter.Compiled
 	counters []counter
+	// free holds finished HTTP contexts for reuse: one request allocates
+	// no context in steady state.
+	free []*httpContext
 }
 
 type counter struct {
@@ -59,9 +85,12 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	p.compiled = c
-	p.counters = p.counters[:0]
-	for _, bit := range filter.Counters() {
-		p.counters = append(p.counters, counter{bit: bit, metric: sdk.DefineCounterMetric(bit.Name())})
+	if p.counters == nil {
+		// Metrics are defined once per VM: the IDs do not change on a
+		// configuration update.
+		for _, bit := range filter.Counters() {
+			p.counters = append(p.counters, counter{bit: bit, metric: sdk.DefineCounterMetric(bit.Name())})
+		}
 	}
 	sdk.LogInfof("ecsmesh: filter started in %s mode with %d routes", c.Mode(), c.RouteCount())
 	return types.OnPluginStartStatusOK
@@ -69,6 +98,12 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 
 // NewHttpContext implements types.PluginContext.
 func (p *pluginContext) NewHttpContext(uint32) types.HttpContext {
+	if n := len(p.free); n > 0 {
+		h := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return h
+	}
 	return &httpContext{plugin: p}
 }
 
@@ -79,7 +114,19 @@ type httpContext struct {
 	decision filter.Decision
 }
 
-// OnHttpRequestHeaders strips, decides and applies the decision.
+// OnHttpStreamDone returns the context to the plugin's free list: the SDK
+// calls nothing on it afterwards.
+func (h *httpContext) OnHttpStreamDone() {
+	h.req, h.decision = filter.Request{}, filter.Decision{}
+	if len(h.plugin.free) < maxFree {
+		h.plugin.free = append(h.plugin.free, h)
+	}
+}
+
+// maxFree bounds the free list (contexts of concurrent requests).
+const maxFree = 1024
+
+// OnHttpRequestHeaders decides, then strips and sets headers or answers.
 func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -95,35 +142,29 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		_ = sdk.SendHttpResponse(500, textPlain(), []byte("ecsmesh: filter has no configuration"), -1)
 		return types.ActionPause
 	}
-	headers, err := sdk.GetHttpRequestHeaders()
-	if err != nil {
-		panic(fmt.Sprintf("reading request headers: %v", err))
-	}
-	h.req = filter.Request{}
-	wantToken := c.NeedsIdentityToken()
-	for _, kv := range headers {
-		switch {
-		case kv[0] == ":authority":
-			h.req.Authority = kv[1]
-		case wantToken && kv[0] == filter.HeaderIdentity && h.req.IdentityToken == "":
-			h.req.IdentityToken = kv[1]
-		}
-		if c.Strip(kv[0]) {
-			if err := sdk.RemoveHttpRequestHeader(kv[0]); err != nil {
-				panic(fmt.Sprintf("removing header %s: %v", kv[0], err))
-			}
-		}
-	}
+	req, d := &h.req, &h.decision
+	*req = filter.Request{}
 	if c.Inbound() {
-		h.req.PeerURISAN = property(peerURISANPath)
+		req.PeerURISAN = getProperty(peerURISANPath)
+		if req.PeerURISAN == "" && c.NeedsIdentityToken() {
+			req.IdentityToken = requestHeader(filter.HeaderIdentity)
+		}
+		if c.NeedsClock(req) {
+			req.Now = time.Now().Unix()
+		}
+		c.Decide(req, d)
 	} else {
-		h.req.Destination = property(destinationPath)
+		req.Destination = getProperty(destinationPath)
+		if c.NeedsClock(req) {
+			req.Now = time.Now().Unix()
+		}
+		c.Decide(req, d)
+		if d.Status != 0 {
+			// No route for the address: the authority decides.
+			req.Authority = requestHeader(":authority")
+			c.Decide(req, d)
+		}
 	}
-	if c.NeedsClock(&h.req) {
-		h.req.Now = time.Now().Unix()
-	}
-	d := &h.decision
-	c.Decide(&h.req, d)
 	for _, ctr := range h.plugin.counters {
 		if d.Events&ctr.bit != 0 {
 			ctr.metric.Increment(1)
@@ -135,21 +176,17 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		}
 		return types.ActionPause
 	}
+	for _, name := range c.StripNames() {
+		if err := removeRequestHeader(name); err != nil {
+			panic(fmt.Sprintf("removing header %s: %v", name, err))
+		}
+	}
 	for _, hd := range d.Headers() {
-		if err := sdk.ReplaceHttpRequestHeader(hd.Name, hd.Value); err != nil {
+		if err := setRequestHeader(hd.Name, hd.Value); err != nil {
 			panic(fmt.Sprintf("setting header %s: %v", hd.Name, err))
 		}
 	}
 	return types.ActionContinue
-}
-
-// property returns a string property, "" when Envoy does not have it.
-func property(path []string) string {
-	b, err := sdk.GetProperty(path)
-	if err != nil {
-		return ""
-	}
-	return string(b)
 }
 
 func textPlain() [][2]string {

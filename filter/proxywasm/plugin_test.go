@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
-	"github.com/ecsmesh/ecsmesh/filter/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
+	"github.com/ecsmesh/ecsmesh/filter/proxywasm"
 )
 
 // wasmBinary is the plugin compiled for wasip1, built once by TestMain (or
@@ -138,6 +139,9 @@ func TestBehaviour(t *testing.T) {
 	vmTest(t, func(t *testing.T, vm types.VMContext) {
 		for _, s := range keys.Suites() {
 			for _, tc := range s.Cases {
+				if tc.RepeatedHeaders {
+					continue // proxytest removes one value per call; TestBehaviourProxyhost runs these
+				}
 				t.Run(s.Name+"/"+tc.Name, func(t *testing.T) { runCase(t, vm, s.Config, tc) })
 			}
 		}
