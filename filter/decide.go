@@ -124,6 +124,16 @@ type Decision struct {
 // Headers returns the headers to set when Status is 0.
 func (d *Decision) Headers() []Header { return d.headers[:d.nHeaders] }
 
+// Sets reports whether name is one of Headers.
+func (d *Decision) Sets(name string) bool {
+	for _, h := range d.headers[:d.nHeaders] {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Decision) set(name, value string) {
 	d.headers[d.nHeaders] = Header{Name: name, Value: value}
 	d.nHeaders++
@@ -137,11 +147,15 @@ var (
 	stripInbound  = []string{HeaderCluster, HeaderIdentity, HeaderPeerID, HeaderXFCC}
 )
 
-// StripNames lists the request headers (lower case) an adapter removes,
-// every value of each, before it sets Decision.Headers: x-ecsmesh-cluster,
-// x-ecsmesh-identity and x-ecsmesh-peer-id, and inbound also
-// x-forwarded-client-cert. A request answered locally (Status != 0) is not
-// forwarded and needs no removal. The slice must not be modified.
+// StripNames lists the request headers (lower case) whose every incoming
+// value an adapter removes from a request it lets through:
+// x-ecsmesh-cluster, x-ecsmesh-identity and x-ecsmesh-peer-id, and inbound
+// also x-forwarded-client-cert. A header of Decision.Headers needs no
+// separate removal when the adapter sets it with a call that replaces every
+// value (Envoy's proxy-wasm replace_header_map_value and the Go filter's
+// Set both do); [Decision.Sets] tells. A request answered locally
+// (Status != 0) is not forwarded and needs no removal. The slice must not
+// be modified.
 func (c *Compiled) StripNames() []string {
 	if c.inbound {
 		return stripInbound

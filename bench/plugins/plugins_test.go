@@ -66,14 +66,24 @@ func subjects(engine proxyhost.Engine) []subject {
 		{name: "http_headers", wasm: func() ([]byte, error) { return bins.example, bins.exampleErr },
 			config: `{"header":"x-from-config","value":"yes"}`, headers: requestHeaders("svc.mesh.local")},
 	}
+	cfg10, vip10 := routesConfig(10)
+	outProps := map[string][]byte{"destination.address": []byte(vip10)}
+	inProps := map[string][]byte{"connection.uri_san_peer_certificate": []byte("spiffe://default.mesh.local/workload/api")}
+	s = append(s,
+		subject{name: "floor-outbound", wasm: fixed(bins.floor), config: "outbound", props: outProps, headers: requestHeaders(vip10)},
+		subject{name: "floor-inbound", wasm: fixed(bins.floor), config: "inbound", props: inProps, headers: requestHeaders("web.mesh.local")},
+		subject{name: "baseline-outbound/routes=10", wasm: func() ([]byte, error) { return bins.baseline, bins.baselineErr },
+			config: cfg10, props: outProps, headers: requestHeaders(vip10)},
+		subject{name: "baseline-inbound", wasm: func() ([]byte, error) { return bins.baseline, bins.baselineErr },
+			config: inboundConfig, props: inProps, headers: requestHeaders("web.mesh.local")},
+	)
 	for _, n := range routeCounts(engine) {
 		cfg, vip := routesConfig(n)
 		s = append(s, subject{name: fmt.Sprintf("filter-outbound/routes=%d", n), wasm: fixed(bins.filter), config: cfg,
 			props: map[string][]byte{"destination.address": []byte(vip)}, headers: requestHeaders(vip)})
 	}
 	return append(s, subject{name: "filter-inbound", wasm: fixed(bins.filter), config: inboundConfig,
-		props:   map[string][]byte{"connection.uri_san_peer_certificate": []byte("spiffe://default.mesh.local/workload/api")},
-		headers: requestHeaders("web.mesh.local")})
+		props: inProps, headers: requestHeaders("web.mesh.local")})
 }
 
 func newRuntime(b *testing.B, engine proxyhost.Engine, cacheDir string) *proxyhost.Runtime {
@@ -217,7 +227,7 @@ func BenchmarkInstantiate(b *testing.B) {
 	rt := newRuntime(b, proxyhost.Compiler, proxyhost.DefaultCacheDir())
 	defer rt.Close(ctx)
 	for _, s := range subjects(proxyhost.Compiler) {
-		if s.name == "oneheader" || s.name == "http_headers" {
+		if s.name == "oneheader" || s.name == "http_headers" || strings.HasPrefix(s.name, "floor") || strings.HasPrefix(s.name, "baseline") {
 			continue
 		}
 		b.Run("engine=compiler/plugin="+s.name, func(b *testing.B) {

@@ -75,7 +75,9 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		return api.LocalReply
 	}
 	for _, name := range c.StripNames() {
-		headers.Del(name)
+		if !d.Sets(name) { // Set replaces every value
+			headers.Del(name)
+		}
 	}
 	for _, h := range d.Headers() {
 		headers.Set(h.Name, h.Value)

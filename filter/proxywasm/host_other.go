@@ -4,6 +4,7 @@ package proxywasm
 
 import (
 	"errors"
+	"time"
 
 	sdk "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -36,3 +37,5 @@ func removeRequestHeader(name string) error {
 }
 
 func setRequestHeader(name, value string) error { return sdk.ReplaceHttpRequestHeader(name, value) }
+
+func unixNow() int64 { return time.Now().Unix() }

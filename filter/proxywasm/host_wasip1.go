@@ -2,7 +2,10 @@
 
 package proxywasm
 
-import "unsafe"
+import (
+	"time"
+	"unsafe"
+)
 
 // The proxy-wasm host functions the request path calls, imported directly
 // rather than through the SDK's helpers: the property path is serialized
@@ -21,6 +24,19 @@ func hostReplaceHeaderMapValue(mapType uint32, keyData *byte, keySize int32, val
 
 //go:wasmimport env proxy_remove_header_map_value
 func hostRemoveHeaderMapValue(mapType uint32, keyData *byte, keySize int32) uint32
+
+//go:wasmimport wasi_snapshot_preview1 clock_time_get
+func clockTimeGet(clockID uint32, precision uint64, timestamp *uint64) uint32
+
+// unixNow is the wall clock in Unix seconds: one WASI call, where
+// time.Now reads both the wall and the monotonic clock.
+func unixNow() int64 {
+	var ns uint64
+	if clockTimeGet(0 /* realtime */, uint64(time.Second), &ns) != 0 {
+		return time.Now().Unix()
+	}
+	return int64(ns / uint64(time.Second))
+}
 
 const (
 	statusOK          = 0
@@ -76,8 +92,7 @@ func removeRequestHeader(name string) error {
 	return nil
 }
 
-// setRequestHeader replaces the value of a request header (after
-// removeRequestHeader, the only one).
+// setRequestHeader replaces every value of a request header with one.
 func setRequestHeader(name, value string) error {
 	vp := unsafe.StringData(value)
 	if len(value) == 0 {

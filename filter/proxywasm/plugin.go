@@ -8,15 +8,16 @@
 // header map. Outbound: the destination.address property, :authority only
 // when that address matches no route. Inbound: the peer certificate's URI
 // SAN, x-ecsmesh-identity only without one. A request let through then
-// costs one removal per header of filter.Compiled.StripNames, one
-// replacement per header set and one counter increment; a refused one a
-// counter increment and the local reply. Only the values the host copies
+// costs one replacement per header set (Envoy's replace_header_map_value
+// replaces every value) and one removal per other header of
+// filter.Compiled.StripNames; a refused one the local reply. Counters are
+// kept in the guest and added to Envoy's once a second (FlushPeriodMillis),
+// and the clock, when the decision needs it, is one WASI call. Only the values the host copies
 // into the guest are allocated (by the SDK's proxy_on_memory_allocate).
 package proxywasm
 
 import (
 	"fmt"
-	"time"
 
 	sdk "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -61,6 +62,9 @@ type pluginContext struct {
 	types.DefaultPluginContext
 	compiled *filter.Compiled
 	counters []counter
+	// pending are the counter increments not yet sent to the host, one per
+	// entry of counters; flushed on every tick and when the plugin stops.
+	pending []uint64
 	// free holds finished HTTP contexts for reuse: one request allocates
 	// no context in steady state.
 	free []*httpContext
@@ -91,9 +95,38 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 		for _, bit := range filter.Counters() {
 			p.counters = append(p.counters, counter{bit: bit, metric: sdk.DefineCounterMetric(bit.Name())})
 		}
+		p.pending = make([]uint64, len(p.counters))
+		if err := sdk.SetTickPeriodMilliSeconds(FlushPeriodMillis); err != nil {
+			sdk.LogErrorf("ecsmesh: filter: setting the counter flush period: %v", err)
+			return types.OnPluginStartStatusFailed
+		}
 	}
 	sdk.LogInfof("ecsmesh: filter started in %s mode with %d routes", c.Mode(), c.RouteCount())
 	return types.OnPluginStartStatusOK
+}
+
+// FlushPeriodMillis is how often the plugin adds its pending counter
+// increments to Envoy's counters (proxy_on_tick): one host call per moved
+// counter per period instead of per request. Envoy's stats sinks flush
+// every 5 s by default.
+const FlushPeriodMillis = 1000
+
+// OnTick sends the pending counter increments.
+func (p *pluginContext) OnTick() { p.flush() }
+
+// OnPluginDone sends the pending counter increments before the plugin stops.
+func (p *pluginContext) OnPluginDone() bool {
+	p.flush()
+	return true
+}
+
+func (p *pluginContext) flush() {
+	for i, n := range p.pending {
+		if n != 0 {
+			p.pending[i] = 0
+			p.counters[i].metric.Increment(n)
+		}
+	}
 }
 
 // NewHttpContext implements types.PluginContext.
@@ -150,13 +183,13 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 			req.IdentityToken = requestHeader(filter.HeaderIdentity)
 		}
 		if c.NeedsClock(req) {
-			req.Now = time.Now().Unix()
+			req.Now = unixNow()
 		}
 		c.Decide(req, d)
 	} else {
 		req.Destination = getProperty(destinationPath)
 		if c.NeedsClock(req) {
-			req.Now = time.Now().Unix()
+			req.Now = unixNow()
 		}
 		c.Decide(req, d)
 		if d.Status != 0 {
@@ -165,9 +198,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 			c.Decide(req, d)
 		}
 	}
-	for _, ctr := range h.plugin.counters {
+	for i, ctr := range h.plugin.counters {
 		if d.Events&ctr.bit != 0 {
-			ctr.metric.Increment(1)
+			h.plugin.pending[i]++
 		}
 	}
 	if d.Status != 0 {
@@ -177,6 +210,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		return types.ActionPause
 	}
 	for _, name := range c.StripNames() {
+		if d.Sets(name) {
+			continue // replaced below: Envoy's replace removes every value
+		}
 		if err := removeRequestHeader(name); err != nil {
 			panic(fmt.Sprintf("removing header %s: %v", name, err))
 		}

@@ -104,6 +104,10 @@ func runCase(t *testing.T, vm types.VMContext, cfg string, tc filtertest.Case) {
 		}
 	}
 	got := host.GetCurrentRequestHeaders(id)
+	if host.GetTickPeriod() != proxywasm.FlushPeriodMillis {
+		t.Errorf("tick period %d ms, want %d", host.GetTickPeriod(), proxywasm.FlushPeriodMillis)
+	}
+	host.Tick() // counters reach the host on a tick
 	for name, want := range tc.WantHeaders {
 		var vals []string
 		for _, h := range got {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ecsmesh/ecsmesh/bench/proxyhost"
 	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
+	"github.com/ecsmesh/ecsmesh/filter/proxywasm"
 )
 
 // TestBehaviourProxyhost runs the whole behaviour table through the .wasm in
@@ -80,6 +81,12 @@ func runProxyhostCase(t *testing.T, vm *proxyhost.VM, tc filtertest.Case) {
 		}
 	} else if resp == nil || int(resp.StatusCode) != tc.WantStatus || string(resp.Body) != tc.WantBody {
 		t.Fatalf("local reply %+v, want %d %q", resp, tc.WantStatus, tc.WantBody)
+	}
+	if vm.TickPeriod() != proxywasm.FlushPeriodMillis {
+		t.Errorf("tick period %d ms, want %d", vm.TickPeriod(), proxywasm.FlushPeriodMillis)
+	}
+	if err := vm.Tick(); err != nil { // counters reach the host on a tick
+		t.Fatal(err)
 	}
 	for _, name := range counterNames() {
 		want := uint64(0)
