@@ -18,6 +18,7 @@ package proxywasm
 
 import (
 	"fmt"
+	"runtime"
 
 	sdk "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -89,6 +90,11 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	p.compiled = c
+	// An update leaves the previous configuration and the parse's garbage:
+	// collect them now, so that the guest's linear memory (which never
+	// shrinks) holds one configuration, not every one until the pacer's
+	// next cycle.
+	runtime.GC()
 	if p.counters == nil {
 		// Metrics are defined once per VM: the IDs do not change on a
 		// configuration update.
