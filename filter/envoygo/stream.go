@@ -2,6 +2,7 @@ package envoygo
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
@@ -9,14 +10,25 @@ import (
 	"github.com/ecsmesh/ecsmesh/filter"
 )
 
+// streams recycles the filters of finished requests (OnDestroy), so that a
+// request allocates nothing in steady state.
+var streams = sync.Pool{New: func() any { return new(stream) }}
+
 // Factory builds the filter of one request (api.StreamFilterFactory).
 func Factory(cfg interface{}, callbacks api.FilterCallbackHandler) api.StreamFilter {
-	c, ok := cfg.(*Config)
-	if !ok {
-		// Unreachable with Parser; refuse rather than pass traffic unchecked.
-		return &stream{callbacks: callbacks}
-	}
-	return &stream{config: c, callbacks: callbacks}
+	s := streams.Get().(*stream)
+	s.callbacks = callbacks
+	if c, ok := cfg.(*Config); ok {
+		s.config = c
+	} // else: unreachable with Parser; DecodeHeaders refuses rather than pass traffic unchecked.
+	return s
+}
+
+// OnDestroy returns the filter to the pool: Envoy calls nothing on it
+// afterwards.
+func (s *stream) OnDestroy(api.DestroyReason) {
+	*s = stream{}
+	streams.Put(s)
 }
 
 // stream is the filter of one request.

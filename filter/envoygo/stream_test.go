@@ -192,3 +192,24 @@ func FuzzDecodeHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestRecycledStreamForgetsConfig: a filter returned to the pool by
+// OnDestroy keeps nothing of its request: reused under a configuration that
+// is not a *Config, it still refuses the request.
+func TestRecycledStreamForgetsConfig(t *testing.T) {
+	keys := filtertest.NewKeys()
+	cfg, _ := parse(t, stringAny(t, keys.OutboundConfig(filtertest.Valid)))
+	for range 100 {
+		f := Factory(cfg, &fakeCallbacks{props: map[string]string{"destination.address": "127.1.0.5:8080"}})
+		if st := f.DecodeHeaders(&fakeHeaders{}, true); st != api.Continue {
+			t.Fatalf("status %v", st)
+		}
+		f.OnDestroy(api.Normal)
+		cb := &fakeCallbacks{}
+		g := Factory("not a config", cb)
+		if st := g.DecodeHeaders(&fakeHeaders{}, true); st != api.LocalReply || cb.reply == nil || cb.reply.status != 500 {
+			t.Fatalf("recycled filter without configuration: status %v reply %+v", st, cb.reply)
+		}
+		g.OnDestroy(api.Normal)
+	}
+}
