@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+
+	"github.com/ecsmesh/ecsmesh/bench/artifact"
 )
 
 // ratio is one quotient of two benchmarks of the same run.
@@ -15,6 +17,13 @@ type ratio struct {
 	Target string  `json:"target,omitempty"`
 	Met    *bool   `json:"met,omitempty"`
 }
+
+// baselineRevision names the baseline rows' filter (artifact.BaselineRevision).
+const baselineRevision = artifact.BaselineRevision
+
+// maxSoakGrowth is the soak's target: the guests' linear memory grows by at
+// most 1 MiB after the warm-up.
+const maxSoakGrowth = 1 << 20
 
 // ratios computes the report's ratios from whatever results exist.
 func ratios(results []result) []ratio {
@@ -42,20 +51,28 @@ func ratios(results []result) []ratio {
 	}
 	for _, engine := range []string{"compiler", "interpreter"} {
 		for _, phase := range []string{"headers", "lifecycle"} {
+			target := func(t string, m float64) (string, float64) {
+				if engine == "compiler" && phase == "headers" {
+					return t, m
+				}
+				return "", none
+			}
+			out10, in := w(engine, "filter-outbound/routes=10", phase), w(engine, "filter-inbound", phase)
+			t, m := target("<= 1.3", 1.3)
+			add(fmt.Sprintf("%s %s: filter outbound ÷ floor", engine, phase), out10, w(engine, "floor-outbound", phase), "ns/op", m, t)
+			add(fmt.Sprintf("%s %s: filter inbound ÷ floor", engine, phase), in, w(engine, "floor-inbound", phase), "ns/op", m, t)
+			t, m = target("<= 0.5", 0.5)
+			add(fmt.Sprintf("%s %s: filter outbound ÷ baseline (%s)", engine, phase, baselineRevision), out10,
+				w(engine, "baseline-outbound/routes=10", phase), "ns/op", m, t)
+			add(fmt.Sprintf("%s %s: filter inbound ÷ baseline (%s)", engine, phase, baselineRevision), in,
+				w(engine, "baseline-inbound", phase), "ns/op", m, t)
 			empty := w(engine, "empty", phase)
-			out10 := w(engine, "filter-outbound/routes=10", phase)
-			target, max := "", none
-			if engine == "compiler" && phase == "headers" {
-				target, max = "<= 3", 3
-			}
-			add(fmt.Sprintf("%s %s: filter outbound ÷ empty", engine, phase), out10, empty, "ns/op", max, target)
-			add(fmt.Sprintf("%s %s: filter inbound ÷ empty", engine, phase), w(engine, "filter-inbound", phase), empty, "ns/op", none, "")
+			add(fmt.Sprintf("%s %s: filter outbound ÷ empty", engine, phase), out10, empty, "ns/op", none, "")
+			add(fmt.Sprintf("%s %s: filter inbound ÷ empty", engine, phase), in, empty, "ns/op", none, "")
+			add(fmt.Sprintf("%s %s: floor outbound ÷ empty", engine, phase), w(engine, "floor-outbound", phase), empty, "ns/op", none, "")
+			add(fmt.Sprintf("%s %s: floor inbound ÷ empty", engine, phase), w(engine, "floor-inbound", phase), empty, "ns/op", none, "")
 			add(fmt.Sprintf("%s %s: oneheader ÷ empty", engine, phase), w(engine, "oneheader", phase), empty, "ns/op", none, "")
-			target, max = "", none
-			if engine == "compiler" && phase == "headers" {
-				target, max = "<= 1", 1
-			}
-			add(fmt.Sprintf("%s %s: filter outbound ÷ SDK http_headers", engine, phase), out10, w(engine, "http_headers", phase), "ns/op", max, target)
+			add(fmt.Sprintf("%s %s: filter outbound ÷ SDK http_headers", engine, phase), out10, w(engine, "http_headers", phase), "ns/op", none, "")
 		}
 	}
 	for _, n := range []string{"10", "1000", "10000"} {
@@ -69,10 +86,29 @@ func ratios(results []result) []ratio {
 	add("flat: wasm outbound 1,000 ÷ 10 routes", w("compiler", "filter-outbound/routes=1000", "headers"),
 		w("compiler", "filter-outbound/routes=10", "headers"), "ns/op", 1.5, flat)
 	add("flat: native outbound 10,000 ÷ 10 routes", "BenchmarkOutbound/routes=10000/vip", "BenchmarkOutbound/routes=10/vip", "ns/op", 1.5, flat)
-	if r, ok := idx["BenchmarkOutbound/routes=10/vip"]; ok {
-		met := r.Metrics["allocs/op"] == 0
-		out = append(out, ratio{Name: "native outbound lookup allocs/op", Num: r.Name, Unit: "allocs/op",
-			Value: r.Metrics["allocs/op"], Target: "0", Met: &met})
+	for _, a := range []struct{ name, bench, target string }{
+		{"native outbound decision allocs/op (10 routes)", "BenchmarkOutbound/routes=10/vip", "0"},
+		{"native outbound decision allocs/op (10,000 routes)", "BenchmarkOutbound/routes=10000/vip", "0"},
+		{"native inbound mTLS decision allocs/op", "BenchmarkInbound/mtls-allow", "0"},
+		{"Go filter adapter outbound allocs/op", "BenchmarkDecodeHeaders/outbound", ""},
+		{"Go filter adapter inbound mTLS allocs/op", "BenchmarkDecodeHeaders/inbound-mtls", ""},
+		{"Go filter adapter inbound JWT-SVID allocs/op", "BenchmarkDecodeHeaders/inbound-jwt", ""},
+	} {
+		r, ok := idx[a.bench]
+		if !ok {
+			continue
+		}
+		rt := ratio{Name: a.name, Num: r.Name, Unit: "allocs/op", Value: r.Metrics["allocs/op"], Target: a.target}
+		if a.target != "" {
+			met := rt.Value == 0
+			rt.Met = &met
+		}
+		out = append(out, rt)
+	}
+	if r, ok := idx["BenchmarkSoak"]; ok {
+		met := r.Metrics["growth-bytes"] <= maxSoakGrowth
+		out = append(out, ratio{Name: fmt.Sprintf("soak: guest linear memory growth after warm-up (%.0f requests)", r.Metrics["requests"]),
+			Num: r.Name, Unit: "growth-bytes", Value: r.Metrics["growth-bytes"], Target: "<= 1 MiB", Met: &met})
 	}
 	return out
 }
