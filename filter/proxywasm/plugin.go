@@ -11,8 +11,9 @@
 // costs one replacement per header set (Envoy's replace_header_map_value
 // replaces every value) and one removal per other header of
 // filter.Compiled.StripNames; a refused one the local reply. Counters are
-// kept in the guest and added to Envoy's once a second (FlushPeriodMillis),
-// and the clock, when the decision needs it, is one WASI call. Only the values the host copies
+// kept in the guest and added to Envoy's once a second (FlushPeriodMillis).
+// The clock is one WASI call: inbound on every JWT-SVID check, outbound (the
+// expiry of the sidecar's own token) once a tick or per clockReuse requests. Only the values the host copies
 // into the guest are allocated (by the SDK's proxy_on_memory_allocate).
 package proxywasm
 
@@ -66,6 +67,11 @@ type pluginContext struct {
 	// pending are the counter increments not yet sent to the host, one per
 	// entry of counters; flushed on every tick and when the plugin stops.
 	pending []uint64
+	// now caches the wall clock (Unix seconds) for the outbound token
+	// expiry check: refreshed on every tick and after clockReuse requests,
+	// whichever comes first (see outboundNow).
+	now     int64
+	nowUses int
 	// free holds finished HTTP contexts for reuse: one request allocates
 	// no context in steady state.
 	free []*httpContext
@@ -118,7 +124,26 @@ func (p *pluginContext) OnPluginStart(int) types.OnPluginStartStatus {
 const FlushPeriodMillis = 1000
 
 // OnTick sends the pending counter increments.
-func (p *pluginContext) OnTick() { p.flush() }
+func (p *pluginContext) OnTick() {
+	p.flush()
+	p.now, p.nowUses = unixNow(), 0
+}
+
+// clockReuse is how many outbound requests may share one clock reading
+// between ticks.
+const clockReuse = 64
+
+// outboundNow is the clock for deciding whether to attach this sidecar's
+// own token: at most one tick period or clockReuse requests old. A token a
+// second past its expiry is refused by the callee, which verifies exp
+// itself; the inbound JWT-SVID check always reads the clock.
+func (p *pluginContext) outboundNow() int64 {
+	if p.nowUses >= clockReuse || p.now == 0 {
+		p.now, p.nowUses = unixNow(), 0
+	}
+	p.nowUses++
+	return p.now
+}
 
 // OnPluginDone sends the pending counter increments before the plugin stops.
 func (p *pluginContext) OnPluginDone() bool {
@@ -195,7 +220,7 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 	} else {
 		req.Destination = getProperty(destinationPath)
 		if c.NeedsClock(req) {
-			req.Now = unixNow()
+			req.Now = h.plugin.outboundNow()
 		}
 		c.Decide(req, d)
 		if d.Status != 0 {

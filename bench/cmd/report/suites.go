@@ -27,12 +27,12 @@ type suite struct {
 func suites() []suite {
 	return []suite{
 		{Name: "proxy-wasm plugins in proxyhost (per request)", Package: "./bench/plugins",
-			Bench: "^BenchmarkWasm$", QuickBench: "^BenchmarkWasm$", Benchtime: "1s", QuickBenchtime: "50ms"},
+			Bench: "^Benchmark(Wasm|Paired)$", QuickBench: "^Benchmark(Wasm|Paired)$", Benchtime: "1s", QuickBenchtime: "50ms"},
 		{Name: "module compile and VM instantiate", Package: "./bench/plugins",
 			Bench: "^Benchmark(Compile|Instantiate)$", QuickBench: "^Benchmark(Compile|Instantiate)$",
 			Benchtime: "3x", QuickBenchtime: "1x"},
 		{Name: "native filter core (filter.Compiled.Decide)", Package: "./filter",
-			Bench: "^Benchmark(Outbound|Inbound)$", QuickBench: "^Benchmark(Outbound|Inbound)$",
+			Bench: "^Benchmark(Outbound|Inbound|Flat)$", QuickBench: "^Benchmark(Outbound|Inbound|Flat)$",
 			Benchtime: "1s", QuickBenchtime: "20ms"},
 		{Name: "Go filter adapter (filter/envoygo against its fake callbacks, per request)", Package: "./filter/envoygo",
 			Bench: "^BenchmarkDecodeHeaders$", QuickBench: "^BenchmarkDecodeHeaders$", Benchtime: "1s", QuickBenchtime: "20ms"},
