@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command floor is the floor of the ecsmesh filter: a proxy-wasm plugin that
 // does exactly the host I/O the filter's decision cannot avoid on a request
 // it lets through, and nothing else: no decision, no counter, no clock. Its
