@@ -3,6 +3,7 @@ package filter
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
 )
@@ -71,4 +72,43 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkFlat decides outbound by VIP with 10 and with 10,000 routes in
+// alternating blocks of 1,024 requests, so that both see the same load, and
+// reports the quotient (ratio, target ≤ 1.5: flat) with each side's time.
+func BenchmarkFlat(b *testing.B) {
+	type side struct {
+		c   *Compiled
+		req Request
+	}
+	var sides [2]side
+	for i, n := range []int{10, 10000} {
+		last := n - 1
+		sides[i] = side{mustParse(b, routesConfig(n)),
+			Request{Destination: fmt.Sprintf("127.%d.%d.%d:8080", 1+last/65536, last/256%256, last%256), Now: 1}}
+	}
+	var d Decision
+	var t [2]time.Duration
+	const block = 1024
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done, k := 0, 0; done < b.N; done, k = done+block, k+1 {
+		n := min(block, b.N-done)
+		for j := range 2 {
+			s := &sides[(j+k)%2]
+			start := time.Now()
+			for range n {
+				s.c.Decide(&s.req, &d)
+			}
+			t[(j+k)%2] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	if d.Status != 0 {
+		b.Fatalf("not routed: %+v", d)
+	}
+	b.ReportMetric(float64(t[0].Nanoseconds())/float64(b.N), "routes10-ns/op")
+	b.ReportMetric(float64(t[1].Nanoseconds())/float64(b.N), "routes10000-ns/op")
+	b.ReportMetric(float64(t[1])/float64(t[0]), "ratio")
 }

@@ -4,8 +4,9 @@ import "strings"
 
 // Header names the filter reads and writes.
 const (
-	// HeaderPrefix starts every header the filter owns; incoming headers with
-	// it are always removed before the filter sets its own.
+	// HeaderPrefix starts every header the filter owns. The filter removes
+	// the ones it owns by name (StripNames); it does not read the whole
+	// header map to find others with the prefix, which nothing reads.
 	HeaderPrefix = "x-ecsmesh-"
 	// HeaderCluster names the Envoy cluster of the route (outbound; the
 	// route uses cluster_header).
@@ -126,19 +127,54 @@ type Decision struct {
 // Headers returns the headers to set when Status is 0.
 func (d *Decision) Headers() []Header { return d.headers[:d.nHeaders] }
 
+// Sets reports whether name is one of Headers.
+func (d *Decision) Sets(name string) bool {
+	for _, h := range d.headers[:d.nHeaders] {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Decision) set(name, value string) {
 	d.headers[d.nHeaders] = Header{Name: name, Value: value}
 	d.nHeaders++
 }
 
-// Strip reports whether an incoming request header must be removed before
-// the decision's headers are set: every x-ecsmesh-* header, and inbound also
-// x-forwarded-client-cert (the filter replaces it).
-func (c *Compiled) Strip(name string) bool {
-	if len(name) >= len(HeaderPrefix) && strings.EqualFold(name[:len(HeaderPrefix)], HeaderPrefix) {
-		return true
+// Headers the filter removes from every request it lets through, before it
+// sets its own: the ones it owns, and inbound x-forwarded-client-cert,
+// which it replaces.
+var (
+	stripOutbound = []string{HeaderCluster, HeaderIdentity, HeaderPeerID}
+	stripInbound  = []string{HeaderCluster, HeaderIdentity, HeaderPeerID, HeaderXFCC}
+)
+
+// StripNames lists the request headers (lower case) whose every incoming
+// value an adapter removes from a request it lets through:
+// x-ecsmesh-cluster, x-ecsmesh-identity and x-ecsmesh-peer-id, and inbound
+// also x-forwarded-client-cert. A header of Decision.Headers needs no
+// separate removal when the adapter sets it with a call that replaces every
+// value (Envoy's proxy-wasm replace_header_map_value and the Go filter's
+// Set both do); [Decision.Sets] tells. A request answered locally
+// (Status != 0) is not forwarded and needs no removal. The slice must not
+// be modified.
+func (c *Compiled) StripNames() []string {
+	if c.inbound {
+		return stripInbound
 	}
-	return c.inbound && strings.EqualFold(name, HeaderXFCC)
+	return stripOutbound
+}
+
+// Strip reports whether an incoming request header is one of StripNames
+// (case-insensitive).
+func (c *Compiled) Strip(name string) bool {
+	for _, n := range c.StripNames() {
+		if strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // NeedsIdentityToken reports whether the adapter must read x-ecsmesh-identity.

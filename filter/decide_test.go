@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/ecsmesh/ecsmesh/filter/internal/filtertest"
 )
 
 func mustParse(tb testing.TB, cfg string) *Compiled {
@@ -183,8 +184,11 @@ func TestStrip(t *testing.T) {
 		name    string
 		out, in bool
 	}{
-		{"x-ecsmesh-cluster", true, true}, {"X-Ecsmesh-Anything", true, true}, {"x-ecsmesh-", true, true},
-		{"x-forwarded-client-cert", false, true}, {"x-ecsmesh", false, false}, {"host", false, false},
+		{"x-ecsmesh-cluster", true, true}, {"X-Ecsmesh-Identity", true, true}, {"x-ecsmesh-peer-id", true, true},
+		{"x-forwarded-client-cert", false, true}, {"X-Forwarded-Client-Cert", false, true},
+		// Headers with the prefix that the mesh neither sets nor reads pass.
+		{"x-ecsmesh-anything", false, false}, {"x-ecsmesh-", false, false},
+		{"x-ecsmesh", false, false}, {"host", false, false}, {"x-ecsmesh-cluster2", false, false},
 	} {
 		if out.Strip(tt.name) != tt.out || in.Strip(tt.name) != tt.in {
 			t.Errorf("Strip(%q) = %v/%v, want %v/%v", tt.name, out.Strip(tt.name), in.Strip(tt.name), tt.out, tt.in)

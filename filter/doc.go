@@ -36,7 +36,14 @@
 // An adapter fills a [Request] (destination.address and
 // connection.uri_san_peer_certificate properties, :authority, the
 // x-ecsmesh-identity header, the clock) and calls [Compiled.Decide]. It then
-// removes every incoming header for which [Compiled.Strip] is true, and either
-// sends the local reply of the [Decision] or sets its headers. The outbound
+// either sends the local reply of the [Decision], or removes every header
+// of [Compiled.StripNames] and sets the decision's headers. The outbound
 // path allocates nothing in steady state.
+//
+// An adapter reads no more than the decision needs: outbound, a request
+// whose destination.address matches a route is decided without :authority
+// (Decide with an empty Authority gives the same route), so the adapter
+// reads :authority only when the first decision is a 503 and decides again;
+// inbound, x-ecsmesh-identity only when there is no peer certificate and
+// [Compiled.NeedsIdentityToken].
 package filter

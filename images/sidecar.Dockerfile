@@ -4,8 +4,9 @@
 #   docker build -f images/sidecar.Dockerfile -t ecsmesh/sidecar:dev .
 #
 # The Envoy version must match the Go filter API the .so is built against
-# (go.mod: github.com/envoyproxy/envoy v1.34.1 -> envoy-contrib v1.34.1).
-FROM envoyproxy/envoy-contrib:v1.34.1
+# (go.mod: github.com/envoyproxy/envoy v1.39.0 -> envoy-contrib v1.39.0;
+# api/envoyversion names it and its test checks this file and go.mod).
+FROM envoyproxy/envoy-contrib:v1.39.0
 
 COPY build/ecsmesh-dp /usr/local/bin/ecsmesh-dp
 COPY build/ecsmesh-filter.wasm /etc/ecsmesh/ecsmesh-filter.wasm

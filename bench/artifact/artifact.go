@@ -45,6 +45,55 @@ func (s *Set) Filter(ctx context.Context) (string, error) {
 	return s.Package(ctx, FilterPackage, "ecsmesh-filter")
 }
 
+// BaselineRevision is the commit whose filter is the benchmarks' baseline
+// row: main before the per-request work on the filter (issue 15), so that
+// "today's" cost is measured in the same run as the current one.
+const BaselineRevision = "79f4bce"
+
+// Baseline returns the filter as of BaselineRevision:
+// $ECSMESH_BASELINE_WASM when set, else a build of FilterPackage from that
+// commit of this repository (git archive into a temporary directory).
+func (s *Set) Baseline(ctx context.Context) (string, error) {
+	if p := os.Getenv("ECSMESH_BASELINE_WASM"); p != "" {
+		return p, nil
+	}
+	return s.Revision(ctx, BaselineRevision, FilterPackage, "ecsmesh-filter-"+BaselineRevision)
+}
+
+// Revision builds a wasip1 main package of this repository as it was at
+// commit rev, with the modules in the module cache.
+func (s *Set) Revision(ctx context.Context, rev, importPath, name string) (string, error) {
+	return s.once(name, func(out string) error {
+		top, err := exec.CommandContext(ctx, "git", "rev-parse", "--show-toplevel").Output()
+		if err != nil {
+			return fmt.Errorf("artifact: %s at %s needs the git repository (set ECSMESH_BASELINE_WASM to a prebuilt .wasm instead): %w", importPath, rev, err)
+		}
+		tmp, err := os.MkdirTemp("", "ecsmesh-rev-")
+		if err != nil {
+			return fmt.Errorf("artifact: creating a temp dir: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		archive := exec.CommandContext(ctx, "git", "-C", strings.TrimSpace(string(top)), "archive", "--format=tar", rev)
+		untar := exec.CommandContext(ctx, "tar", "-x", "-C", tmp)
+		pipe, err := archive.StdoutPipe()
+		if err != nil {
+			return fmt.Errorf("artifact: git archive: %w", err)
+		}
+		untar.Stdin = pipe
+		var stderr bytes.Buffer
+		archive.Stderr, untar.Stderr = &stderr, &stderr
+		if err := untar.Start(); err != nil {
+			return fmt.Errorf("artifact: tar: %w", err)
+		}
+		aerr := archive.Run()
+		uerr := untar.Wait()
+		if aerr != nil || uerr != nil {
+			return fmt.Errorf("artifact: extracting commit %s: %v %v: %s", rev, aerr, uerr, stderr.String())
+		}
+		return build(ctx, tmp, importPath, out, "GOWORK=off")
+	})
+}
+
 // Package builds a wasip1 main package of the current module as name.wasm.
 func (s *Set) Package(ctx context.Context, importPath, name string) (string, error) {
 	return s.once(name, func(out string) error {

@@ -12,9 +12,11 @@ import (
 
 // binaries are the plugins under benchmark, built once by TestMain.
 type binaries struct {
-	filter, empty, oneheader []byte
-	example                  []byte // nil when unavailable; exampleErr says why
-	exampleErr               error
+	filter, empty, oneheader, floor []byte
+	example                         []byte // nil when unavailable; exampleErr says why
+	exampleErr                      error
+	baseline                        []byte // the filter at artifact.BaselineRevision; nil when unavailable
+	baselineErr                     error
 }
 
 var bins binaries // set once by TestMain, read-only afterwards
@@ -52,6 +54,9 @@ func run(m *testing.M) int {
 	if bins.oneheader, e = read(set.Package(ctx, "github.com/ecsmesh/ecsmesh/bench/plugins/oneheader", "oneheader")); e != nil {
 		errs = append(errs, e)
 	}
+	if bins.floor, e = read(set.Package(ctx, "github.com/ecsmesh/ecsmesh/bench/plugins/floor", "floor")); e != nil {
+		errs = append(errs, e)
+	}
 	if len(errs) > 0 {
 		fmt.Fprintf(os.Stderr, "plugins bench: %v\n", errs)
 		return 1
@@ -61,6 +66,7 @@ func run(m *testing.M) int {
 		bins.example, err = os.ReadFile(p)
 	}
 	bins.exampleErr = err
+	bins.baseline, bins.baselineErr = read(set.Baseline(ctx))
 	return m.Run()
 }
 

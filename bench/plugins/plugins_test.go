@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ecsmesh/ecsmesh/bench/proxyhost"
 )
@@ -66,14 +67,24 @@ func subjects(engine proxyhost.Engine) []subject {
 		{name: "http_headers", wasm: func() ([]byte, error) { return bins.example, bins.exampleErr },
 			config: `{"header":"x-from-config","value":"yes"}`, headers: requestHeaders("svc.mesh.local")},
 	}
+	cfg10, vip10 := routesConfig(10)
+	outProps := map[string][]byte{"destination.address": []byte(vip10)}
+	inProps := map[string][]byte{"connection.uri_san_peer_certificate": []byte("spiffe://default.mesh.local/workload/api")}
+	s = append(s,
+		subject{name: "floor-outbound", wasm: fixed(bins.floor), config: "outbound", props: outProps, headers: requestHeaders(vip10)},
+		subject{name: "floor-inbound", wasm: fixed(bins.floor), config: "inbound", props: inProps, headers: requestHeaders("web.mesh.local")},
+		subject{name: "baseline-outbound/routes=10", wasm: func() ([]byte, error) { return bins.baseline, bins.baselineErr },
+			config: cfg10, props: outProps, headers: requestHeaders(vip10)},
+		subject{name: "baseline-inbound", wasm: func() ([]byte, error) { return bins.baseline, bins.baselineErr },
+			config: inboundConfig, props: inProps, headers: requestHeaders("web.mesh.local")},
+	)
 	for _, n := range routeCounts(engine) {
 		cfg, vip := routesConfig(n)
 		s = append(s, subject{name: fmt.Sprintf("filter-outbound/routes=%d", n), wasm: fixed(bins.filter), config: cfg,
 			props: map[string][]byte{"destination.address": []byte(vip)}, headers: requestHeaders(vip)})
 	}
 	return append(s, subject{name: "filter-inbound", wasm: fixed(bins.filter), config: inboundConfig,
-		props:   map[string][]byte{"connection.uri_san_peer_certificate": []byte("spiffe://default.mesh.local/workload/api")},
-		headers: requestHeaders("web.mesh.local")})
+		props: inProps, headers: requestHeaders("web.mesh.local")})
 }
 
 func newRuntime(b *testing.B, engine proxyhost.Engine, cacheDir string) *proxyhost.Runtime {
@@ -217,7 +228,7 @@ func BenchmarkInstantiate(b *testing.B) {
 	rt := newRuntime(b, proxyhost.Compiler, proxyhost.DefaultCacheDir())
 	defer rt.Close(ctx)
 	for _, s := range subjects(proxyhost.Compiler) {
-		if s.name == "oneheader" || s.name == "http_headers" {
+		if s.name == "oneheader" || s.name == "http_headers" || strings.HasPrefix(s.name, "floor") || strings.HasPrefix(s.name, "baseline") {
 			continue
 		}
 		b.Run("engine=compiler/plugin="+s.name, func(b *testing.B) {
@@ -258,4 +269,76 @@ func heapInUse() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// pairs are the target ratios measured by BenchmarkPaired: filter ÷ floor
+// and filter ÷ the filter at artifact.BaselineRevision.
+var pairs = []struct{ name, a, b string }{
+	{"outbound÷floor", "filter-outbound/routes=10", "floor-outbound"},
+	{"inbound÷floor", "filter-inbound", "floor-inbound"},
+	{"outbound÷baseline", "filter-outbound/routes=10", "baseline-outbound/routes=10"},
+	{"inbound÷baseline", "filter-inbound", "baseline-inbound"},
+}
+
+// pairBlock is how many requests one plugin of a pair runs before the other.
+const pairBlock = 64
+
+// BenchmarkPaired measures the headers phase of two plugins in alternating
+// blocks of pairBlock requests within one benchmark (compiler engine), so
+// that both see the same load on a shared machine: the ratio of two rows of
+// BenchmarkWasm, run minutes apart, drifts with the machine's load, this one
+// does not. It reports each plugin's time per request (a-ns/op, b-ns/op)
+// and their quotient (ratio); ns/op is the pair's.
+func BenchmarkPaired(b *testing.B) {
+	rt := newRuntime(b, proxyhost.Compiler, proxyhost.DefaultCacheDir())
+	defer rt.Close(context.Background())
+	byName := map[string]subject{}
+	for _, s := range subjects(proxyhost.Compiler) {
+		byName[s.name] = s
+	}
+	for _, p := range pairs {
+		b.Run("pair="+p.name+"/phase=headers", func(b *testing.B) {
+			sa, sb := byName[p.a], byName[p.b]
+			va, vb := startVM(b, rt, sa), startVM(b, rt, sb)
+			defer va.Close()
+			defer vb.Close()
+			ha, err := va.NewHTTPContext()
+			if err != nil {
+				b.Fatal(err)
+			}
+			hb, err := vb.NewHTTPContext()
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(b, va, ha, sa)
+			check(b, vb, hb, sb)
+			run := func(h *proxyhost.HTTPContext, s subject, n int) time.Duration {
+				start := time.Now()
+				for range n {
+					if _, err := h.OnRequestHeaders(s.headers, true); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return time.Since(start)
+			}
+			var ta, tb time.Duration
+			block := 0
+			b.ResetTimer()
+			for done := 0; done < b.N; done += pairBlock {
+				n := min(pairBlock, b.N-done)
+				if block%2 == 0 {
+					ta += run(ha, sa, n)
+					tb += run(hb, sb, n)
+				} else {
+					tb += run(hb, sb, n)
+					ta += run(ha, sa, n)
+				}
+				block++
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(ta.Nanoseconds())/float64(b.N), "a-ns/op")
+			b.ReportMetric(float64(tb.Nanoseconds())/float64(b.N), "b-ns/op")
+			b.ReportMetric(float64(ta)/float64(tb), "ratio")
+		})
+	}
 }

@@ -164,6 +164,10 @@ func viaHost(t *testing.T, rt *proxyhost.Runtime, r request) outcome {
 	if err := h.Done(); err != nil {
 		t.Fatal(err)
 	}
+	// The filter adds its counters to the host's on a tick.
+	if err := vm.Tick(); err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range vm.Metrics() {
 		o.Metrics[m.Name] = m.Value
 	}
@@ -200,6 +204,7 @@ func viaProxytest(t *testing.T, r request, metrics []string) outcome {
 		o.Local = &local{lr.StatusCode, string(lr.Data), lr.Headers}
 	}
 	host.CompleteHttpContext(id)
+	host.Tick() // the filter adds its counters to the host's on a tick
 	for _, m := range metrics {
 		v, err := host.GetCounterMetric(m)
 		if err != nil {

@@ -222,6 +222,35 @@ func (vm *VM) callBool(f api.Function, id uint32, size uint64) (bool, error) {
 	return r != 0, err
 }
 
+// SetProperty sets a property for the requests that follow ("a.b" or
+// NUL-separated path); an empty value removes it, as when Envoy has none.
+func (vm *VM) SetProperty(path string, value []byte) {
+	if !strings.ContainsRune(path, 0) {
+		path = strings.ReplaceAll(path, ".", "\x00")
+	}
+	if len(value) == 0 {
+		delete(vm.props, path)
+		return
+	}
+	vm.props[path] = append(vm.props[path][:0], value...)
+}
+
+// Configure delivers a new plugin configuration to the running plugin
+// context (proxy_on_configure), as a configuration update does; a refused
+// one is a *StartError and the plugin keeps its previous configuration.
+func (vm *VM) Configure(pluginConfig []byte) error {
+	vm.cur = nil
+	vm.cfg.PluginConfig = pluginConfig
+	ok, err := vm.callBool(vm.exports.configure, vm.rootID, uint64(len(pluginConfig)))
+	if err != nil {
+		return fmt.Errorf("proxyhost: proxy_on_configure: %w", err)
+	}
+	if !ok {
+		return &StartError{Phase: "proxy_on_configure", Logs: vm.Logs()}
+	}
+	return nil
+}
+
 // Close runs proxy_on_done on the plugin context and closes the instance.
 func (vm *VM) Close() error {
 	vm.cur = nil

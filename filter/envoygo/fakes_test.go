@@ -86,6 +86,11 @@ func (d fakeDecoder) RecoverPanic()        {}
 func (d fakeDecoder) AddData([]byte, bool) {}
 func (d fakeDecoder) InjectData([]byte)    {}
 
+// SetUpstreamOverrideHost (Envoy 1.39 API) is never called by the filter.
+func (d fakeDecoder) SetUpstreamOverrideHost(string, bool) error {
+	panic("envoygo: unexpected SetUpstreamOverrideHost")
+}
+
 // fakeConfigCallbacks counts metrics.
 type fakeConfigCallbacks struct {
 	counters map[string]*fakeCounter

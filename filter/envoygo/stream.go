@@ -2,20 +2,33 @@ package envoygo
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
-	"github.com/ecsmesh/ecsmesh/filter"
 	"github.com/envoyproxy/envoy/contrib/golang/common/go/api"
+
+	"github.com/ecsmesh/ecsmesh/filter"
 )
+
+// streams recycles the filters of finished requests (OnDestroy), so that a
+// request allocates nothing in steady state.
+var streams = sync.Pool{New: func() any { return new(stream) }}
 
 // Factory builds the filter of one request (api.StreamFilterFactory).
 func Factory(cfg interface{}, callbacks api.FilterCallbackHandler) api.StreamFilter {
-	c, ok := cfg.(*Config)
-	if !ok {
-		// Unreachable with Parser; refuse rather than pass traffic unchecked.
-		return &stream{callbacks: callbacks}
-	}
-	return &stream{config: c, callbacks: callbacks}
+	s := streams.Get().(*stream)
+	s.callbacks = callbacks
+	if c, ok := cfg.(*Config); ok {
+		s.config = c
+	} // else: unreachable with Parser; DecodeHeaders refuses rather than pass traffic unchecked.
+	return s
+}
+
+// OnDestroy returns the filter to the pool: Envoy calls nothing on it
+// afterwards.
+func (s *stream) OnDestroy(api.DestroyReason) {
+	*s = stream{}
+	streams.Put(s)
 }
 
 // stream is the filter of one request.
@@ -27,7 +40,10 @@ type stream struct {
 	decision  filter.Decision
 }
 
-// DecodeHeaders strips, decides and applies the decision.
+// DecodeHeaders decides, then removes the headers the filter owns and sets
+// the decided ones, or answers locally. It reads one property and, inbound
+// without a peer certificate, x-ecsmesh-identity; Host() is a view of the
+// header map Envoy already holds, so outbound reads it up front.
 func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api.StatusType) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -42,31 +58,21 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		return api.LocalReply
 	}
 	c := s.config.compiled
-	s.req = filter.Request{Authority: headers.Host()}
-	if c.NeedsIdentityToken() {
-		s.req.IdentityToken, _ = headers.Get(filter.HeaderIdentity)
-	}
-	var stripBuf [8]string
-	strip := stripBuf[:0]
-	headers.Range(func(name, _ string) bool {
-		if c.Strip(name) {
-			strip = append(strip, name)
-		}
-		return true
-	})
-	for _, name := range strip {
-		headers.Del(name)
-	}
+	req, d := &s.req, &s.decision
+	*req = filter.Request{}
 	if c.Inbound() {
-		s.req.PeerURISAN = s.property(filter.PropertyPeerURISAN)
+		req.PeerURISAN = s.property(filter.PropertyPeerURISAN)
+		if req.PeerURISAN == "" && c.NeedsIdentityToken() {
+			req.IdentityToken, _ = headers.Get(filter.HeaderIdentity)
+		}
 	} else {
-		s.req.Destination = s.property(filter.PropertyDestination)
+		req.Destination = s.property(filter.PropertyDestination)
+		req.Authority = headers.Host()
 	}
-	if c.NeedsClock(&s.req) {
-		s.req.Now = time.Now().Unix()
+	if c.NeedsClock(req) {
+		req.Now = time.Now().Unix()
 	}
-	d := &s.decision
-	c.Decide(&s.req, d)
+	c.Decide(req, d)
 	for _, ctr := range s.config.counters {
 		if d.Events&ctr.bit != 0 {
 			ctr.metric.Increment(1)
@@ -79,6 +85,11 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		}
 		s.reply(d.Status, d.Body, details)
 		return api.LocalReply
+	}
+	for _, name := range c.StripNames() {
+		if !d.Sets(name) { // Set replaces every value
+			headers.Del(name)
+		}
 	}
 	for _, h := range d.Headers() {
 		headers.Set(h.Name, h.Value)

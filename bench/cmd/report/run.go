@@ -48,8 +48,12 @@ func (r *runner) run(ctx context.Context, s *suite) []result {
 		s.Status, s.Reason = "skipped", "package "+s.Package+" does not exist yet"
 		return nil
 	}
+	count := r.count
+	if s.Count > 0 {
+		count = s.Count
+	}
 	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchmem",
-		"-count", strconv.Itoa(r.count), "-benchtime", benchtime, "-timeout", "30m", s.Package}
+		"-count", strconv.Itoa(count), "-benchtime", benchtime, "-timeout", "30m", s.Package}
 	fmt.Fprintf(r.log, "report: go %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = r.root

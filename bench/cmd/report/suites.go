@@ -13,6 +13,8 @@ type suite struct {
 	Benchtime      string `json:"-"`
 	QuickBenchtime string `json:"-"`
 	// Status is ok, skipped or failed once run; Reason says why when not ok.
+	// Count, when not 0, replaces the run's -count (the soak runs once).
+	Count  int    `json:"-"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	// Skipped lists the benchmarks that called b.Skip, with their reasons.
@@ -25,13 +27,17 @@ type suite struct {
 func suites() []suite {
 	return []suite{
 		{Name: "proxy-wasm plugins in proxyhost (per request)", Package: "./bench/plugins",
-			Bench: "^BenchmarkWasm$", QuickBench: "^BenchmarkWasm$", Benchtime: "1s", QuickBenchtime: "50ms"},
+			Bench: "^Benchmark(Wasm|Paired)$", QuickBench: "^Benchmark(Wasm|Paired)$", Benchtime: "1s", QuickBenchtime: "50ms"},
 		{Name: "module compile and VM instantiate", Package: "./bench/plugins",
 			Bench: "^Benchmark(Compile|Instantiate)$", QuickBench: "^Benchmark(Compile|Instantiate)$",
 			Benchtime: "3x", QuickBenchtime: "1x"},
 		{Name: "native filter core (filter.Compiled.Decide)", Package: "./filter",
-			Bench: "^Benchmark(Outbound|Inbound)$", QuickBench: "^Benchmark(Outbound|Inbound)$",
+			Bench: "^Benchmark(Outbound|Inbound|Flat)$", QuickBench: "^Benchmark(Outbound|Inbound|Flat)$",
 			Benchtime: "1s", QuickBenchtime: "20ms"},
+		{Name: "Go filter adapter (filter/envoygo against its fake callbacks, per request)", Package: "./filter/envoygo",
+			Bench: "^BenchmarkDecodeHeaders$", QuickBench: "^BenchmarkDecodeHeaders$", Benchtime: "1s", QuickBenchtime: "20ms"},
+		{Name: "soak: the .wasm in proxyhost, 1,000,000 requests (100,000 quick), configurations replaced every tenth", Package: "./filter/proxywasm",
+			Bench: "^BenchmarkSoak$", QuickBench: "^BenchmarkSoak$", Benchtime: "1x", QuickBenchtime: "1x", Count: 1},
 		{Name: "CP: login verification (IAM)", Package: "./controlplane/auth",
 			Bench: "^BenchmarkLogin", QuickBench: "^BenchmarkLoginVerify$", Benchtime: "1s", QuickBenchtime: "1x"},
 		{Name: "CP: xDS snapshot generation and push", Package: "./controlplane/xds",

@@ -55,8 +55,11 @@ func printTable(w io.Writer, rep *report) {
 			}
 		}
 		v := fmt.Sprintf("%.2f×", r.Value)
-		if r.Unit == "allocs/op" {
+		switch r.Unit {
+		case "allocs/op":
 			v = fmt.Sprintf("%g", r.Value)
+		case "growth-bytes":
+			v = fmt.Sprintf("%.0f KiB", r.Value/1024)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s%s\t\n", r.Name, v, r.Target, met)
 	}
