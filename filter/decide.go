@@ -266,9 +266,14 @@ type peerEntry struct {
 	allowed bool
 	xfcc    string // "URI=<id>"
 	body    string // the 403 body
-	// l7 are the permissions with rules that name the peer; when set,
-	// allowed is the decision without them (see authorizeRequest).
-	l7                      []*l7perm
+	// l7, when the permissions with rules name the peer, decides each
+	// request (allowed is then unused).
+	l7 *peerL7
+}
+
+// peerL7 is what deciding a request of a peer with L7 permissions needs.
+type peerL7 struct {
+	perms                   []*l7perm
 	baseDeny, baseAllow, df bool
 }
 
@@ -294,7 +299,7 @@ func (c *Compiled) decideInbound(req *Request, d *Decision) {
 	}
 	allowed := e.allowed
 	if e.l7 != nil {
-		allowed = e.authorizeRequest(req)
+		allowed = e.l7.authorizeRequest(req)
 	}
 	if !allowed {
 		d.Status = 403
@@ -310,14 +315,23 @@ func (c *Compiled) decideInbound(req *Request, d *Decision) {
 
 // peerEntry computes what is known of a peer before its request.
 func (c *Compiled) peerEntry(id string) peerEntry {
-	e := peerEntry{allowed: c.Authorize(id), xfcc: "URI=" + id, body: "ecsmesh: " + id + " may not call " + c.service}
+	e := peerEntry{allowed: c.Authorize(id)}
+	var perms []*l7perm
 	for _, p := range c.l7 {
 		if p.matchesID(id) {
-			e.l7 = append(e.l7, p)
+			perms = append(perms, p)
 		}
 	}
-	if e.l7 != nil {
-		e.baseDeny, e.baseAllow, e.df = c.authorizeParts(id)
+	if perms != nil {
+		e.l7 = &peerL7{perms: perms}
+		e.l7.baseDeny, e.l7.baseAllow, e.l7.df = c.authorizeParts(id)
+	}
+	// Keep only the strings the peer's decisions can need.
+	if e.allowed || e.l7 != nil {
+		e.xfcc = "URI=" + id
+	}
+	if !e.allowed || e.l7 != nil {
+		e.body = "ecsmesh: " + id + " may not call " + c.service
 	}
 	return e
 }
@@ -326,7 +340,7 @@ func (c *Compiled) peerEntry(id string) peerEntry {
 // Deny beats Allow (a rule-less Deny, then a Deny whose rules match), then
 // a rule-less Allow or an Allow whose rules match, then the default. A
 // request whose path is not canonical is refused.
-func (e *peerEntry) authorizeRequest(req *Request) bool {
+func (e *peerL7) authorizeRequest(req *Request) bool {
 	if e.baseDeny {
 		return false
 	}
@@ -335,7 +349,7 @@ func (e *peerEntry) authorizeRequest(req *Request) bool {
 		return false
 	}
 	allow := e.baseAllow
-	for _, p := range e.l7 {
+	for _, p := range e.perms {
 		if p.matches(req.Method, path) {
 			if p.deny {
 				return false

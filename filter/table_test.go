@@ -16,6 +16,10 @@ func simulate(c *filter.Compiled, tc filtertest.Case) (status int, body string, 
 		switch {
 		case h[0] == ":authority":
 			req.Authority = h[1]
+		case h[0] == ":method":
+			req.Method = h[1]
+		case h[0] == ":path":
+			req.Path = h[1]
 		case h[0] == filter.HeaderIdentity && req.IdentityToken == "":
 			req.IdentityToken = h[1]
 		}

@@ -67,7 +67,13 @@ var Features = []Feature{
 	{Name: "gRPC call credentials read from a file (envoy.grpc_credentials.file_based_metadata)", Since: "1.13", Markers: []string{
 		"type.googleapis.com/envoy.config.grpc_credential.v3.FileBasedMetadataConfig"}},
 	{Name: "Plain-text plugin configuration (google.protobuf.StringValue)", Since: "1.13", Markers: []string{
-		"type.googleapis.com/google.protobuf.StringValue"}},
+		"type.googleapis.com/google.protobuf.StringValue"}}, {Name: "HTTP fault filter (MeshFaultInjection)", Since: "1.13", Markers: []string{"type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
+	{Name: "Network local rate limit filter (MeshRateLimit on TCP)", Since: "1.15", Markers: []string{"type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"}},
+	{Name: "HTTP local rate limit filter (MeshRateLimit on HTTP)", Since: "1.17", Markers: []string{"type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"}},
+	{Name: "File access logger with a substitution format (MeshAccessLog File)", Since: "1.20", Markers: []string{"type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "logFormat"}},
+	{Name: "OpenTelemetry access logger (MeshAccessLog OpenTelemetry)", Since: "1.25", Markers: []string{"type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig"}},
+	{Name: "Zipkin tracer as an HCM tracing provider (MeshTrace Zipkin)", Since: "1.16", Markers: []string{"type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"}},
+	{Name: "Whole-segment path prefix matching (path_separated_prefix, MeshHTTPRoute PathPrefix)", Since: "1.24", Markers: []string{"pathSeparatedPrefix"}},
 }
 
 // MinVersion is the oldest Envoy (major.minor) that has every feature but

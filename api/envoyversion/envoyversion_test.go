@@ -113,6 +113,8 @@ func TestFeaturesCoverGeneratedConfig(t *testing.T) {
 	// Marshal leaves out the top-level type; Envoy reads it as a Bootstrap.
 	docs := []string{`{"@type": "type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap"}`, string(bj)}
 	golden, err := filepath.Glob(filepath.Join(root, "controlplane/xds/generate/testdata/*.json"))
+	policyGolden, _ := filepath.Glob(filepath.Join(root, "controlplane/xds/generate/testdata/policy/*.json"))
+	golden = append(golden, policyGolden...)
 	if err != nil || len(golden) == 0 {
 		t.Fatalf("no golden files under controlplane/xds/generate/testdata: %v", err)
 	}

@@ -25,6 +25,10 @@ func (h *fakeHeaders) Get(key string) (string, bool) {
 
 func (h *fakeHeaders) Host() string { v, _ := h.Get(":authority"); return v }
 
+func (h *fakeHeaders) Method() string { v, _ := h.Get(":method"); return v }
+
+func (h *fakeHeaders) Path() string { v, _ := h.Get(":path"); return v }
+
 func (h *fakeHeaders) Set(key, value string) {
 	h.Del(key)
 	h.list = append(h.list, [2]string{strings.ToLower(key), value})

@@ -65,6 +65,9 @@ func (s *stream) DecodeHeaders(headers api.RequestHeaderMap, _ bool) (status api
 		if req.PeerURISAN == "" && c.NeedsIdentityToken() {
 			req.IdentityToken, _ = headers.Get(filter.HeaderIdentity)
 		}
+		if c.NeedsRequestLine() {
+			req.Method, req.Path = headers.Method(), headers.Path()
+		}
 	} else {
 		req.Destination = s.property(filter.PropertyDestination)
 		req.Authority = headers.Host()

@@ -213,6 +213,9 @@ func (h *httpContext) OnHttpRequestHeaders(int, bool) (action types.Action) {
 		if req.PeerURISAN == "" && c.NeedsIdentityToken() {
 			req.IdentityToken = requestHeader(filter.HeaderIdentity)
 		}
+		if c.NeedsRequestLine() {
+			req.Method, req.Path = requestHeader(":method"), requestHeader(":path")
+		}
 		if c.NeedsClock(req) {
 			req.Now = unixNow()
 		}

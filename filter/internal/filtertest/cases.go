@@ -176,6 +176,52 @@ func (k *Keys) Suites() []Suite {
 			WantCounters: []string{"ecsmesh_filter_routed", "ecsmesh_filter_token_expired"},
 		}}},
 		{Name: "inbound", Config: k.InboundConfig(), Cases: k.inboundCases()},
+		{Name: "inbound-l7", Config: k.InboundL7Config(), Cases: l7Cases()},
+	}
+}
+
+// InboundL7Config is web's inbound with L7 rules: the mesh is allowed
+// except /admin and below; Partner may GET /health only.
+func (k *Keys) InboundL7Config() string {
+	return mustJSON(map[string]any{
+		"mode":     "inbound",
+		"identity": map[string]any{"spiffeId": Web},
+		"inbound": map[string]any{
+			"service": "web",
+			"default": "Deny",
+			"permissions": []map[string]any{
+				{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Allow"},
+				{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Deny",
+					"rules": []any{map[string]any{"match": map[string]any{"paths": []any{map[string]any{"type": "Prefix", "value": "/admin"}}}}}},
+				{"type": "Exact", "value": Partner, "action": "Allow",
+					"rules": []any{map[string]any{"match": map[string]any{"methods": []string{"GET"}, "paths": []any{map[string]any{"type": "Exact", "value": "/health"}}}}}},
+			},
+		},
+	})
+}
+
+func l7Cases() []Case {
+	allowed, deny := []string{"ecsmesh_filter_allowed"}, []string{"ecsmesh_filter_denied"}
+	ok := func(id string) map[string]string {
+		return map[string]string{"x-ecsmesh-peer-id": id, "x-forwarded-client-cert": "URI=" + id}
+	}
+	req := func(method, path string) [][2]string {
+		return [][2]string{{":method", method}, {":path", path}, {":authority", "web"}}
+	}
+	return []Case{
+		{Name: "L7: GET / passes", PeerURISAN: API, Headers: req("GET", "/"), WantHeaders: ok(API), WantCounters: allowed},
+		{Name: "L7: GET /admin refused by the Deny rule", PeerURISAN: API, Headers: req("GET", "/admin"),
+			WantStatus: 403, WantBody: denied(API), WantCounters: deny},
+		{Name: "L7: a path below /admin with a query refused", PeerURISAN: API, Headers: req("POST", "/admin/users?id=1"),
+			WantStatus: 403, WantBody: denied(API), WantCounters: deny},
+		{Name: "L7: /administrator is not under /admin", PeerURISAN: API, Headers: req("GET", "/administrator"),
+			WantHeaders: ok(API), WantCounters: allowed},
+		{Name: "L7: a dot-dot path is refused", PeerURISAN: API, Headers: req("GET", "/x/../admin"),
+			WantStatus: 403, WantBody: denied(API), WantCounters: deny},
+		{Name: "L7: Partner may GET /health", PeerURISAN: Partner, Headers: req("GET", "/health"),
+			WantHeaders: ok(Partner), WantCounters: allowed},
+		{Name: "L7: Partner may not POST /health", PeerURISAN: Partner, Headers: req("POST", "/health"),
+			WantStatus: 403, WantBody: denied(Partner), WantCounters: deny},
 	}
 }
 
