@@ -220,6 +220,12 @@ func TestLocalMeshEndToEnd(t *testing.T) {
 		t.Errorf("allowed: %+v", res.Allowed)
 	}
 	checkSplit(t, res)
+	if res.AdminRefused == nil || res.AdminRefused.Status != 403 || res.AdminRefused.Body != "ecsmesh: spiffe://default.mesh.local/workload/web may not call backend" {
+		t.Errorf("L7: GET /admin/users = %+v, want 403 from backend's rule", res.AdminRefused)
+	}
+	if res.RootAllowed == nil || res.RootAllowed.Status != 0 || res.RootAllowed.Headers["x-ecsmesh-peer-id"] != "spiffe://default.mesh.local/workload/web" {
+		t.Errorf("L7: GET / = %+v, want it let through with web's identity", res.RootAllowed)
+	}
 	if res.Refused.Status != 403 || res.Refused.Body != "ecsmesh: spiffe://default.mesh.local/workload/web may not call redis" {
 		t.Errorf("refused: %d %q", res.Refused.Status, res.Refused.Body)
 	}

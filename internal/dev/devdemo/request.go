@@ -100,10 +100,16 @@ func Outbound(ctx context.Context, wasmFile, config, dest, authority string) (*R
 			{filter.HeaderPeerID, "spiffe://default.mesh.local/workload/admin"}})
 }
 
-// Inbound delivers a request from a peer with the given mTLS SPIFFE ID to a
+// Inbound delivers "GET /" from a peer with the given mTLS SPIFFE ID to a
 // sidecar with inbound filter config.
 func Inbound(ctx context.Context, wasmFile, config, peerID, authority string) (*Reply, error) {
+	return InboundRequest(ctx, wasmFile, config, peerID, authority, "GET", "/")
+}
+
+// InboundRequest delivers one request (method, path) from a peer with the
+// given mTLS SPIFFE ID to a sidecar with inbound filter config.
+func InboundRequest(ctx context.Context, wasmFile, config, peerID, authority, method, path string) (*Reply, error) {
 	return FilterRun(ctx, wasmFile, config, map[string]string{filter.PropertyPeerURISAN: peerID},
-		[][2]string{{":method", "GET"}, {":path", "/"}, {":scheme", "https"}, {":authority", authority},
+		[][2]string{{":method", method}, {":path", path}, {":scheme", "https"}, {":authority", authority},
 			{filter.HeaderPeerID, "spiffe://default.mesh.local/workload/admin"}})
 }

@@ -22,6 +22,9 @@ type Result struct {
 	Routed *Reply
 	// Split is web → backend under the MeshHTTPRoute.
 	Split *Split
+	// AdminRefused and RootAllowed are web's GET /admin and GET / arriving
+	// at backend under the L7 permission.
+	AdminRefused, RootAllowed *Reply
 	// Allowed and Refused are the call arriving at redis (inbound), before
 	// and after the MeshTrafficPermission.
 	Allowed, Refused *Reply
@@ -162,10 +165,9 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 
-	// L7 permission step (issue 14, item 6, third part): GET /admin refused
-	// 403 by a MeshTrafficPermission rules[].match while GET / passes, on
-	// backend's inbound filter. It belongs here, after the split and before
-	// the L4 permission below, once the filter evaluates rules[].match.
+	if err := d.l7Step(ctx, res); err != nil {
+		return res, err
+	}
 
 	d.Progress("Permission: apply MeshTrafficPermission deny-web-to-redis; redis's sidecar gets it over ECDS, no restart")
 	if err := d.Apply(ctx, DenyWebToRedis); err != nil {
@@ -257,4 +259,51 @@ func routeHasToken(cfg, cluster string) bool {
 		}
 	}
 	return false
+}
+
+// DenyAdminOnBackend refuses every caller's /admin on backend (an L7 rule)
+// and leaves the rest to the mesh default.
+const DenyAdminOnBackend = `type: MeshTrafficPermission
+mesh: default
+name: backend-no-admin
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+  - spiffeID: {type: Prefix, value: "spiffe://default.mesh.local/"}
+    action: Deny
+    rules:
+    - match:
+        paths: [{type: Prefix, value: /admin}]
+`
+
+// l7Step applies DenyAdminOnBackend and sends web's GET /admin and GET /
+// through backend's inbound filter (the .wasm, the config delivered).
+func (d *Demo) l7Step(ctx context.Context, res *Result) error {
+	d.Progress("L7 permission: apply backend-no-admin (deny /admin to every caller); backend's sidecar gets it over ECDS")
+	if err := d.Apply(ctx, DenyAdminOnBackend); err != nil {
+		return err
+	}
+	var cfg string
+	if err := d.wait(ctx, "backend's inbound filter to carry the rule", func() (bool, error) {
+		r, err := ReadReceived(d.agents["backend-v1"].Dir)
+		if err != nil {
+			return false, nil
+		}
+		c, _ := r.Filter("ecsmesh-inbound")
+		cfg = c
+		return strings.Contains(c, `"rules"`) && strings.Contains(c, "/admin"), nil
+	}); err != nil {
+		return err
+	}
+	webID := "spiffe://default.mesh.local/workload/web"
+	var err error
+	if res.AdminRefused, err = InboundRequest(ctx, d.o.WasmFile, cfg, webID, "backend.mesh.local:8080", "GET", "/admin/users"); err != nil {
+		return err
+	}
+	if res.RootAllowed, err = InboundRequest(ctx, d.o.WasmFile, cfg, webID, "backend.mesh.local:8080", "GET", "/"); err != nil {
+		return err
+	}
+	d.Detail("backend inbound: GET /admin/users from web → %d %q", res.AdminRefused.Status, res.AdminRefused.Body)
+	d.Detail("backend inbound: GET / from web → passes (x-ecsmesh-peer-id: %s)", res.RootAllowed.Headers[filter.HeaderPeerID])
+	return nil
 }
