@@ -48,6 +48,10 @@ type Compiled struct {
 	allowExact map[string]struct{}
 	denyPfx    []string
 	allowPfx   []string
+	// shadowExact and shadowPfx are the AllowWithShadowDeny rules: they
+	// allow, and a request they alone allow is counted.
+	shadowExact map[string]struct{}
+	shadowPfx   []string
 	// l7 are the permissions with rules, decided per request.
 	l7         []*l7perm
 	defaultAct string
@@ -71,15 +75,16 @@ func (c *Compiled) RouteCount() int { return c.nRoutes }
 func Compile(cfg *Config) (*Compiled, error) {
 	var p problems
 	c := &Compiled{
-		mode:       cfg.Mode,
-		byVIP:      map[string]*route{},
-		byIP:       map[string]*route{},
-		byHost:     map[string]*route{},
-		denyExact:  map[string]struct{}{},
-		allowExact: map[string]struct{}{},
-		defaultAct: ActionDeny,
-		tokens:     newLRU[tokenEntry](TokenCacheSize),
-		peers:      newLRU[peerEntry](PeerCacheSize),
+		mode:        cfg.Mode,
+		byVIP:       map[string]*route{},
+		byIP:        map[string]*route{},
+		byHost:      map[string]*route{},
+		denyExact:   map[string]struct{}{},
+		allowExact:  map[string]struct{}{},
+		shadowExact: map[string]struct{}{},
+		defaultAct:  ActionDeny,
+		tokens:      newLRU[tokenEntry](TokenCacheSize),
+		peers:       newLRU[peerEntry](PeerCacheSize),
 	}
 	switch cfg.Mode {
 	case ModeOutbound:
@@ -368,6 +373,8 @@ func (c *Compiled) addPermission(p *problems, path string, perm Permission) {
 			c.l7 = append(c.l7, l7)
 		case deny:
 			c.denyExact[sid.String()] = struct{}{}
+		case perm.Action == ActionAllowWithShadowDeny:
+			c.shadowExact[sid.String()] = struct{}{}
 		default:
 			c.allowExact[sid.String()] = struct{}{}
 		}
@@ -383,6 +390,8 @@ func (c *Compiled) addPermission(p *problems, path string, perm Permission) {
 			c.l7 = append(c.l7, l7)
 		case deny:
 			c.denyPfx = append(c.denyPfx, pfx)
+		case perm.Action == ActionAllowWithShadowDeny:
+			c.shadowPfx = append(c.shadowPfx, pfx)
 		default:
 			c.allowPfx = append(c.allowPfx, pfx)
 		}

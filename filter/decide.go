@@ -77,6 +77,9 @@ const (
 	CounterTokenAttached
 	// CounterTokenExpired: the route asked for the token but it has expired.
 	CounterTokenExpired
+	// CounterShadowDenied: an inbound request was let through by an
+	// AllowWithShadowDeny rule alone (it would be refused under Deny).
+	CounterShadowDenied
 )
 
 // Name returns the metric name of a single counter, e.g. "ecsmesh_filter_routed".
@@ -94,6 +97,8 @@ func (c Counter) Name() string {
 		return "ecsmesh_filter_token_attached"
 	case CounterTokenExpired:
 		return "ecsmesh_filter_token_expired"
+	case CounterShadowDenied:
+		return "ecsmesh_filter_shadow_denied"
 	}
 	return ""
 }
@@ -101,7 +106,7 @@ func (c Counter) Name() string {
 // Counters lists every single counter, in bit order.
 func Counters() []Counter {
 	return []Counter{CounterRouted, CounterNoRoute, CounterDenied, CounterAllowed,
-		CounterTokenAttached, CounterTokenExpired}
+		CounterTokenAttached, CounterTokenExpired, CounterShadowDenied}
 }
 
 // Decision is the outcome of one request. Status 0 means continue with
@@ -269,6 +274,8 @@ type peerEntry struct {
 	// l7, when the permissions with rules name the peer, decides each
 	// request (allowed is then unused).
 	l7 *peerL7
+	// shadow: the peer is allowed by AllowWithShadowDeny alone.
+	shadow bool
 }
 
 // peerL7 is what deciding a request of a peer with L7 permissions needs.
@@ -309,13 +316,16 @@ func (c *Compiled) decideInbound(req *Request, d *Decision) {
 	}
 	d.PeerID = id
 	d.Events = CounterAllowed
+	if e.shadow {
+		d.Events |= CounterShadowDenied
+	}
 	d.set(HeaderPeerID, id)
 	d.set(HeaderXFCC, e.xfcc)
 }
 
 // peerEntry computes what is known of a peer before its request.
 func (c *Compiled) peerEntry(id string) peerEntry {
-	e := peerEntry{allowed: c.Authorize(id)}
+	e := peerEntry{allowed: c.Authorize(id), shadow: c.shadowOnly(id)}
 	var perms []*l7perm
 	for _, p := range c.l7 {
 		if p.matchesID(id) {

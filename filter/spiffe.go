@@ -73,6 +73,9 @@ func (c *Compiled) Authorize(id string) bool {
 			return true
 		}
 	}
+	if c.Shadowed(id) {
+		return true
+	}
 	switch c.defaultAct {
 	case ActionAllow:
 		return true
@@ -98,6 +101,7 @@ func (c *Compiled) authorizeParts(id string) (deny, allow, def bool) {
 	for _, p := range c.allowPfx {
 		allow = allow || strings.HasPrefix(id, p)
 	}
+	allow = allow || c.Shadowed(id)
 	switch c.defaultAct {
 	case ActionAllow:
 		def = true
@@ -105,4 +109,35 @@ func (c *Compiled) authorizeParts(id string) (deny, allow, def bool) {
 		def = strings.HasPrefix(id, c.meshPrefix)
 	}
 	return deny, allow, def
+}
+
+// Shadowed reports whether an AllowWithShadowDeny rule matches id.
+func (c *Compiled) Shadowed(id string) bool {
+	if _, ok := c.shadowExact[id]; ok {
+		return true
+	}
+	for _, p := range c.shadowPfx {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// shadowOnly reports whether id is allowed by an AllowWithShadowDeny rule
+// and by no Allow rule: a request the policy would refuse once the rule
+// becomes Deny.
+func (c *Compiled) shadowOnly(id string) bool {
+	if !c.Shadowed(id) {
+		return false
+	}
+	if _, ok := c.allowExact[id]; ok {
+		return false
+	}
+	for _, p := range c.allowPfx {
+		if strings.HasPrefix(id, p) {
+			return false
+		}
+	}
+	return true
 }

@@ -16,6 +16,7 @@ const (
 	Admin   = "spiffe://default.mesh.local/workload/admin"
 	Partner = "spiffe://other.mesh.local/workload/partner"
 	Redis   = "spiffe://default.mesh.local/workload/redis"
+	Shadow  = "spiffe://other.mesh.local/workload/shadow"
 )
 
 // Suite is one configuration and the requests run against one plugin
@@ -193,6 +194,7 @@ func (k *Keys) InboundL7Config() string {
 				{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Allow"},
 				{"type": "Prefix", "value": "spiffe://default.mesh.local/", "action": "Deny",
 					"rules": []any{map[string]any{"match": map[string]any{"paths": []any{map[string]any{"type": "Prefix", "value": "/admin"}}}}}},
+				{"type": "Exact", "value": Shadow, "action": "AllowWithShadowDeny"},
 				{"type": "Exact", "value": Partner, "action": "Allow",
 					"rules": []any{map[string]any{"match": map[string]any{"methods": []string{"GET"}, "paths": []any{map[string]any{"type": "Exact", "value": "/health"}}}}}},
 			},
@@ -222,6 +224,10 @@ func l7Cases() []Case {
 			WantHeaders: ok(Partner), WantCounters: allowed},
 		{Name: "L7: Partner may not POST /health", PeerURISAN: Partner, Headers: req("POST", "/health"),
 			WantStatus: 403, WantBody: denied(Partner), WantCounters: deny},
+		{Name: "AllowWithShadowDeny allows and counts", PeerURISAN: Shadow, Headers: req("GET", "/"),
+			WantHeaders: ok(Shadow), WantCounters: []string{"ecsmesh_filter_allowed", "ecsmesh_filter_shadow_denied"}},
+		{Name: "an Allow rule as well: not counted as shadow", PeerURISAN: API, Headers: req("GET", "/v1"),
+			WantHeaders: ok(API), WantCounters: allowed},
 	}
 }
 
