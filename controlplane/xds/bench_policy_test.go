@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"runtime"
 	"testing"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -62,21 +61,7 @@ func BenchmarkSnapshots10kPolicies(b *testing.B) {
 	dps, services := benchSize("ECSMESH_BENCH_DATAPLANES", 10000), benchSize("ECSMESH_BENCH_SERVICES", 1000)
 	in := bigMesh(dps, services)
 	withBenchPolicies(b, in, services)
-	base := heapInUse()
-	b.ResetTimer()
-	var c *meshCache
-	var bld *generate.Builder
-	for range b.N {
-		c, bld = buildAll(b, in)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build-all")
-	held := heapInUse()
-	runtime.KeepAlive(c)
-	runtime.KeepAlive(bld)
-	if held > base {
-		b.ReportMetric(float64(held-base)/float64(dps)/1024, "KiB-heap/dataplane")
-	}
+	c := benchBuildAll(b, in, dps)
 	v, _ := c.view(NodeID("default", "dp-00000"))
 	b.ReportMetric(float64(len(v.mesh.ViewOf(v.node.ViewKey).Clusters)), "clusters/dataplane")
 }

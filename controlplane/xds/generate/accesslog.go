@@ -203,18 +203,23 @@ func (lc logContext) otel(b *resource.AccessLogOTelBackend) (*otellogv3.OpenTele
 // CollectorCluster names the cluster of an OpenTelemetry collector.
 func CollectorCluster(endpoint string) string { return "otel:" + endpoint }
 
-// collectorCluster is a plain HTTP/2 cluster resolving the collector's
-// host by DNS.
+// collectorCluster is a plain HTTP/2 cluster resolving an OpenTelemetry
+// collector's host by DNS.
 func collectorCluster(endpoint string) (*Resource, error) {
-	host, port, err := net.SplitHostPort(endpoint)
+	return dnsCluster(CollectorCluster(endpoint), endpoint, true)
+}
+
+// dnsCluster is a plain (no TLS) STRICT_DNS cluster to host:port,
+// speaking HTTP/2 when http2.
+func dnsCluster(name, hostPort string, http2 bool) (*Resource, error) {
+	host, port, err := net.SplitHostPort(hostPort)
 	if err != nil {
-		return nil, fmt.Errorf("generate: collector endpoint %q: %w", endpoint, err)
+		return nil, fmt.Errorf("generate: collector %q: %w", hostPort, err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil {
-		return nil, fmt.Errorf("generate: collector endpoint %q: %w", endpoint, err)
+		return nil, fmt.Errorf("generate: collector %q: %w", hostPort, err)
 	}
-	name := CollectorCluster(endpoint)
 	c := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
@@ -225,8 +230,10 @@ func collectorCluster(endpoint string) (*Resource, error) {
 			}}}},
 		}}},
 	}
-	if c.TypedExtensionProtocolOptions, err = http2Options(); err != nil {
-		return nil, err
+	if http2 {
+		if c.TypedExtensionProtocolOptions, err = http2Options(); err != nil {
+			return nil, err
+		}
 	}
 	return newResource(name, c)
 }

@@ -4,18 +4,14 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ecsmesh/ecsmesh/api/dpapi"
@@ -196,23 +192,5 @@ func (m *Mesh) traceCollectors() error {
 // httpCollectorCluster is a plain HTTP/1.1 DNS cluster for "<kind>:host:port".
 func httpCollectorCluster(name string) (*Resource, error) {
 	_, hp, _ := strings.Cut(name, ":")
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return nil, fmt.Errorf("generate: trace collector %q: %w", hp, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return nil, fmt.Errorf("generate: trace collector %q: %w", hp, err)
-	}
-	c := &clusterv3.Cluster{
-		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
-		ConnectTimeout:       durationpb.New(connectTimeout),
-		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: socketAddress(host, p),
-			}}}},
-		}}},
-	}
-	return newResource(name, c)
+	return dnsCluster(name, hp, false)
 }
