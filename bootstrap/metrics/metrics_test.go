@@ -285,3 +285,19 @@ func TestApplyFollowsConfig(t *testing.T) {
 		t.Error("an unknown match type from the control plane was applied")
 	}
 }
+
+// TestDuplicateSeriesDropped: two apps exporting the same series (same
+// labels once relabelled) do not produce a duplicate Prometheus refuses.
+func TestDuplicateSeriesDropped(t *testing.T) {
+	e := newEnv(t)
+	c := e.conf()
+	c.Applications = append(c.Applications, dpapi.MetricsApplication{Name: "orders-again", Address: e.appHost, Port: e.appPort, Path: "/metrics/prometheus"})
+	if err := e.srv.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, e.srv.Addr(), "/metrics")
+	if n := strings.Count(body, "\nprocess_open_fds{"); n != 1 {
+		t.Errorf("process_open_fds appears %d times, want 1:\n%s", n, body)
+	}
+	wantLines(t, body, "# ecsmesh: family process_open_fds: 1 duplicate series dropped (two sources with the same labels)")
+}

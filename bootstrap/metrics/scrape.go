@@ -95,6 +95,9 @@ func (s *Server) Scrape(ctx context.Context, v *view, w io.Writer) {
 	slices.Sort(names)
 	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, n := range names {
+		if dropped := dedupe(merged[n]); dropped > 0 {
+			fmt.Fprintf(w, "# ecsmesh: family %s: %d duplicate series dropped (two sources with the same labels)\n", n, dropped)
+		}
 		if err := enc.Encode(merged[n]); err != nil {
 			fmt.Fprintf(w, "\n# ecsmesh: family %s not encoded: %s\n", n, oneLine(err.Error()))
 		}
@@ -212,6 +215,31 @@ func relabel(have, add []*dto.LabelPair) []*dto.LabelPair {
 	out = append(out, add...)
 	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return out
+}
+
+// dedupe keeps the first series of each label set (Prometheus refuses
+// duplicates, e.g. two apps exporting process_open_fds) and returns how
+// many it dropped.
+func dedupe(f *dto.MetricFamily) int {
+	seen := make(map[string]bool, len(f.Metric))
+	kept := f.Metric[:0]
+	var key strings.Builder
+	for _, m := range f.Metric {
+		key.Reset()
+		for _, l := range m.Label {
+			key.WriteString(l.GetName())
+			key.WriteByte(0)
+			key.WriteString(l.GetValue())
+			key.WriteByte(0)
+		}
+		if k := key.String(); !seen[k] {
+			seen[k] = true
+			kept = append(kept, m)
+		}
+	}
+	dropped := len(f.Metric) - len(kept)
+	f.Metric = kept
+	return dropped
 }
 
 func oneLine(s string) string {
