@@ -107,6 +107,53 @@ type HealthSyncResponse struct {
 	Inbounds []InboundState `json:"inbounds"`
 	// Changed reports whether this sync changed the stored Dataplane.
 	Changed bool `json:"changed"`
+	// Metrics is the metrics endpoint the agent serves (the MeshMetric
+	// policies that select the Dataplane, merged); nil serves none.
+	Metrics *Metrics `json:"metrics,omitempty"`
+}
+
+// Metrics configures the agent's Prometheus endpoint: where it listens,
+// which of Envoy's metrics it publishes, the applications it scrapes and
+// the labels every series gets.
+type Metrics struct {
+	// Port and Path are where the endpoint listens (0.0.0.0:Port, Path).
+	Port int    `json:"port"`
+	Path string `json:"path"`
+	// IncludeUnused also publishes stats Envoy never updated.
+	IncludeUnused bool `json:"includeUnused,omitempty"`
+	// AllEnvoy publishes every Envoy metric family (profile All), else
+	// none (profile None) but those Include matches; Exclude removes
+	// families, Include adds them back (Include wins).
+	AllEnvoy bool          `json:"allEnvoy"`
+	Exclude  []MetricMatch `json:"exclude,omitempty"`
+	Include  []MetricMatch `json:"include,omitempty"`
+	// Applications are the task's Prometheus endpoints.
+	Applications []MetricsApplication `json:"applications,omitempty"`
+	// Labels are added to every series: mesh, service, workload.
+	Labels MetricsLabels `json:"labels"`
+}
+
+// MetricMatch matches metric family names: Type is Prefix, Exact,
+// Contains or Regex (RE2).
+type MetricMatch struct {
+	Type  string `json:"type"`
+	Match string `json:"match"`
+}
+
+// MetricsApplication is one application endpoint:
+// http://Address:Port/Path.
+type MetricsApplication struct {
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Path    string `json:"path"`
+}
+
+// MetricsLabels are the mesh labels every series carries.
+type MetricsLabels struct {
+	Mesh     string `json:"mesh"`
+	Service  string `json:"service"`
+	Workload string `json:"workload"`
 }
 
 // InboundState is one inbound's stored state.

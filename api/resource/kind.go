@@ -22,6 +22,7 @@ const (
 	KindMeshFaultInjection    = "MeshFaultInjection"
 	KindMeshAccessLog         = "MeshAccessLog"
 	KindMeshTrace             = "MeshTrace"
+	KindMeshMetric            = "MeshMetric"
 )
 
 // Scope says whether a kind lives inside a mesh.
@@ -67,6 +68,7 @@ var kinds = []KindInfo{
 	{KindMeshFaultInjection, "meshfaultinjections", ScopeMesh, func() Object { return &MeshFaultInjection{} }},
 	{KindMeshAccessLog, "meshaccesslogs", ScopeMesh, func() Object { return &MeshAccessLog{} }},
 	{KindMeshTrace, "meshtraces", ScopeMesh, func() Object { return &MeshTrace{} }},
+	{KindMeshMetric, "meshmetrics", ScopeMesh, func() Object { return &MeshMetric{} }},
 }
 
 // Kinds lists every kind, in a stable order.

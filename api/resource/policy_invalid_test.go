@@ -57,6 +57,53 @@ var invalidPolicies = []struct {
 		"spec.default.tags[1].name: duplicates tags[0]",
 		"spec.default.tags[1].header.name: must be a header name",
 	}},
+	{"Kuma docs: the Basic profile and ProvidedTLS (refused)", head("MeshMetric") + `
+  default:
+    sidecar:
+      profiles:
+        appendProfiles: [{name: Basic}, {name: Everything}]
+        exclude: [{type: Regex, match: "envoy_(("}, {type: Glob, match: "x*"}]
+        include: [{type: Prefix, match: ""}]
+    backends:
+    - {type: Prometheus, prometheus: {port: 5670, tls: {mode: ProvidedTLS}}}`, []string{
+		"spec.default.sidecar.profiles.appendProfiles[0].name: Basic is not supported by ecsmesh yet: use All with exclude/include, or None with include",
+		`spec.default.sidecar.profiles.appendProfiles[1].name: must be All or None, got "Everything"`,
+		"spec.default.sidecar.profiles.exclude[0].match: must be a regular expression (RE2): error parsing regexp: missing closing ): `envoy_((`",
+		`spec.default.sidecar.profiles.exclude[1].type: must be Prefix, Regex, Exact or Contains, got "Glob"`,
+		"spec.default.sidecar.profiles.include[0].match: must not be empty",
+		`spec.default.backends[0].prometheus.tls.mode: only Disabled is supported by ecsmesh yet, got "ProvidedTLS": scrape inside the VPC`,
+	}},
+	{"metric applications and backends", head("MeshMetric") + `
+  default:
+    applications:
+    - {port: 0, path: "metrics?x=1"}
+    - {port: 8888, address: app.internal}
+    - {port: 8888, address: "169.254.170.2", path: /m}
+    - {port: 8888, address: "169.254.170.2", path: /m}
+    backends:
+    - {type: Prometheus, prometheus: {port: 70000, path: "/metrics?debug"}}
+    - {type: Prometheus}
+    - {type: OpenTelemetry, openTelemetry: {endpoint: "http://otel:4317"}}
+    - {type: Statsd}`, []string{
+		"spec.default.applications[0].port: must be a port from 1 to 65535, got 0",
+		`spec.default.applications[0].path: must be an absolute URL path without query, got "metrics?x=1"`,
+		`spec.default.applications[1].address: must be an IP address (the app's, in the task), got "app.internal"`,
+		"spec.default.applications[3]: duplicates applications[2]",
+		"spec.default.backends[0].prometheus.port: must be a port from 1 to 65535, got 70000",
+		`spec.default.backends[0].prometheus.path: must be an absolute URL path without query, got "/metrics?debug"`,
+		"spec.default.backends[1]: only one Prometheus backend is supported: the agent serves one endpoint",
+		"spec.default.backends[2].type: OpenTelemetry is not supported by ecsmesh yet: use a Prometheus backend and let the CloudWatch agent or an OpenTelemetry collector scrape it",
+		`spec.default.backends[3].type: must be Prometheus or OpenTelemetry, got "Statsd"`,
+	}},
+	{"metric: Kuma's removed sidecar.regex", head("MeshMetric") + `
+  default:
+    sidecar: {regex: "http2_act.*"}`, []string{
+		"spec.default.sidecar.regex: not supported by ecsmesh: removed from Kuma's MeshMetric; use profiles.include with type Regex",
+	}},
+	{"metric: empty default", head("MeshMetric") + `
+  default: {}`, []string{
+		"spec.default: must set sidecar, applications or backends",
+	}},
 	// Decoding: unknown fields, refused Kuma fields, wrong types.
 	{"unknown field with its path", head("MeshTimeout") + `
   to:

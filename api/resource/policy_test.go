@@ -128,7 +128,7 @@ func TestPolicyKindsRegistered(t *testing.T) {
 		"MeshTimeout": "meshtimeouts", "MeshRetry": "meshretries", "MeshCircuitBreaker": "meshcircuitbreakers",
 		"MeshHealthCheck": "meshhealthchecks", "MeshHTTPRoute": "meshhttproutes", "MeshTCPRoute": "meshtcproutes",
 		"MeshRateLimit": "meshratelimits", "MeshFaultInjection": "meshfaultinjections", "MeshAccessLog": "meshaccesslogs",
-		"MeshTrace": "meshtraces",
+		"MeshTrace": "meshtraces", "MeshMetric": "meshmetrics",
 	}
 	if got := policyKinds(); len(got) != len(want) {
 		t.Errorf("policy kinds %v, want the %d of %v", got, len(want), want)

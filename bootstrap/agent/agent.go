@@ -26,6 +26,7 @@ import (
 	"github.com/ecsmesh/ecsmesh/bootstrap/dataplane"
 	"github.com/ecsmesh/ecsmesh/bootstrap/ecsmeta"
 	"github.com/ecsmesh/ecsmesh/bootstrap/envoy"
+	"github.com/ecsmesh/ecsmesh/bootstrap/metrics"
 )
 
 // Auth types (--auth-type).
@@ -131,6 +132,9 @@ type Config struct {
 	BootstrapTimeout time.Duration
 	// Version is the agent's version, sent to the CP.
 	Version string
+	// MetricsListen opens the MeshMetric endpoint's listener (nil:
+	// net.Listen on 0.0.0.0:<port>).
+	MetricsListen func(network, addr string) (net.Listener, error)
 
 	Metadata Metadata
 	Launch   Launcher
@@ -163,6 +167,12 @@ type Agent struct {
 	rejoin atomic.Bool
 	// task is the task metadata read at start, for re-registering.
 	task ecsmeta.Task
+	// met are the agent's own metrics; metrics serves the MeshMetric
+	// endpoint the CP configures with each health sync.
+	met       *agentMetrics
+	metrics   *metrics.Server
+	metricsOn *dpapi.Metrics
+	metricErr string
 }
 
 // New checks cfg and returns an agent.
@@ -222,7 +232,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, cp: cp, clk: cfg.Clock, refreshNow: make(chan struct{}, 1)}, nil
+	a := &Agent{cfg: cfg, log: cfg.Logger, cp: cp, clk: cfg.Clock, refreshNow: make(chan struct{}, 1), met: newAgentMetrics()}
+	if a.metrics, err = a.newMetricsServer(); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // TokenPath is where the agent keeps the dataplane token.
@@ -270,6 +284,7 @@ func (a *Agent) Run(ctx context.Context, signals <-chan os.Signal) error {
 	}
 	a.dp = dp
 	a.log = a.log.With("mesh", dp.Mesh, "dataplane", dp.Name)
+	defer a.metrics.Close()
 
 	stopReady, err := a.serveReadiness()
 	if err != nil {
@@ -522,6 +537,7 @@ func (a *Agent) startEnvoy(ctx context.Context, boot []byte) (Envoy, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.met.envoyStarts.Inc()
 	return proc, nil
 }
 

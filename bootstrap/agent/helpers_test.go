@@ -322,6 +322,11 @@ func (w *world) startAgent(client *http.Client) *running {
 		},
 		Clock:  r.clk,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// The MeshMetric endpoint listens on loopback, on a free port.
+		MetricsListen: func(network, addr string) (net.Listener, error) {
+			r.logs.Write([]byte("metrics listen " + addr + "\n"))
+			return net.Listen(network, "127.0.0.1:0")
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/ecsmesh/ecsmesh/api/dpapi"
@@ -27,6 +28,7 @@ func (a *Agent) bootstrapWithRetry(ctx context.Context, task ecsmeta.Task) ([]by
 	wait := time.Second
 	for attempt := 1; ; attempt++ {
 		resp, err := a.bootstrapOnce(ctx, task)
+		a.met.tokens.WithLabelValues("bootstrap", result(err)).Inc()
 		if err == nil {
 			if err := a.setToken(resp.Token, resp.ExpiresAt); err != nil {
 				return nil, err
@@ -93,6 +95,7 @@ func (a *Agent) setToken(tok string, exp time.Time) error {
 	a.mu.Lock()
 	a.token, a.tokenExp, a.tokenRecv = tok, exp, a.clk.Now()
 	a.mu.Unlock()
+	a.met.tokenSet(exp)
 	return nil
 }
 
@@ -119,6 +122,7 @@ func (a *Agent) refreshLoop(ctx context.Context) {
 		}
 		for {
 			err := a.refresh(ctx)
+			a.met.tokens.WithLabelValues("refresh", result(err)).Inc()
 			if err == nil {
 				retry = time.Second
 				break
@@ -229,7 +233,12 @@ func (a *Agent) syncHealth(ctx context.Context, ready, draining bool) error {
 	dp := a.dp
 	a.mu.Unlock()
 	req := dpapi.HealthSyncRequest{Mesh: dp.Mesh, Name: dp.Name, Ready: ready, Draining: draining}
-	err := a.cp.post(ctx, dpapi.PathHealthSync, a.currentToken(), req, nil)
+	var resp dpapi.HealthSyncResponse
+	err := a.cp.post(ctx, dpapi.PathHealthSync, a.currentToken(), req, &resp)
+	a.met.healthSyncs.WithLabelValues(result(err)).Inc()
+	if err == nil {
+		a.applyMetrics(resp.Metrics)
+	}
 	var ce *CPError
 	if errors.As(err, &ce) && (ce.Status == 401 || ce.Status == 404) {
 		if ce.Status == 404 && !draining && a.rejoin.CompareAndSwap(false, true) {
@@ -241,4 +250,31 @@ func (a *Agent) syncHealth(ctx context.Context, ready, draining bool) error {
 		}
 	}
 	return err
+}
+
+// applyMetrics makes the metrics endpoint follow what the CP sent; a
+// failure (the port is taken) is logged when it changes and retried with
+// the next sync.
+func (a *Agent) applyMetrics(m *dpapi.Metrics) {
+	a.mu.Lock()
+	same := reflect.DeepEqual(m, a.metricsOn) && a.metricErr == ""
+	a.mu.Unlock()
+	if same {
+		return
+	}
+	err := a.metrics.Apply(m)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		if msg := err.Error(); msg != a.metricErr {
+			a.log.Warn("cannot serve the MeshMetric endpoint; retrying with the next health sync", "error", err)
+			a.metricErr = msg
+		}
+		a.metricsOn = nil
+		return
+	}
+	if a.metricErr != "" {
+		a.log.Info("serving the MeshMetric endpoint again")
+	}
+	a.metricsOn, a.metricErr = m, ""
 }

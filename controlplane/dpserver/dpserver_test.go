@@ -38,6 +38,7 @@ type env struct {
 	store  *memory.Store
 	tokens *token.Issuer
 	srv    *httptest.Server
+	server *dpserver.Server
 	auth   *fakeAuth
 }
 
@@ -85,6 +86,7 @@ func newEnv(t *testing.T, withAuth, reloadable bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.server = s
 	mux := http.NewServeMux()
 	for p, h := range s.Handlers() {
 		mux.Handle(p, h)

@@ -168,8 +168,12 @@ func (s *Server) syncHealth(ctx context.Context, req dpapi.HealthSyncRequest, al
 				return nil, err
 			}
 		}
+		metrics, err := s.metricsFor(ctx, dp)
+		if err != nil {
+			return nil, err
+		}
 		changed := false
-		resp := &dpapi.HealthSyncResponse{}
+		resp := &dpapi.HealthSyncResponse{Metrics: metrics}
 		for i := range dp.Networking.Inbound {
 			in := &dp.Networking.Inbound[i]
 			ready, ok := want[in.Port]

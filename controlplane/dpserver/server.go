@@ -69,6 +69,10 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	// metricPolicies caches each mesh's decoded MeshMetric policies by
+	// the keys and versions of their records (health syncs run every
+	// second per Dataplane).
+	metricPolicies metricCache
 }
 
 // New returns a Server.

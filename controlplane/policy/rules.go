@@ -253,3 +253,15 @@ func mergePatch(dst, patch map[string]any) {
 		}
 	}
 }
+
+// Dataplane merges the defaults of the policies of a single-default kind
+// (MeshTrace, MeshMetric: Entries returns the default as a Mesh entry)
+// that select dp, in precedence order. ok is false when none does.
+func Dataplane[C any, P resource.Policy](policies []P, dp *resource.Dataplane) (conf C, origins []Origin, ok bool, err error) {
+	r := Outbound(policies, dp)
+	if len(r) == 0 {
+		return conf, nil, false, nil
+	}
+	conf, err = Merge[C](r)
+	return conf, r.Origins(), err == nil, err
+}

@@ -302,6 +302,24 @@ func TestSidecarContract(t *testing.T) {
 	if hc == nil || len(hc.Content) < 3 || hc.Content[2].Value != "ready" {
 		t.Error("the sidecar health check must run ecsmesh-dp ready")
 	}
+	// The CloudWatch agent's ECS Prometheus discovery finds the sidecar's
+	// MeshMetric endpoint by its Docker labels; the port is mapped.
+	labels := get(sidecar, "DockerLabels")
+	for k, want := range map[string]string{"ECS_PROMETHEUS_EXPORTER_PORT": "MetricsPort", "ECS_PROMETHEUS_METRICS_PATH": "MetricsPath", "ECS_PROMETHEUS_JOB_NAME": "ecsmesh-sidecar"} {
+		if v := get(labels, k); v == nil || v.Value != want {
+			t.Errorf("sidecar Docker label %s = %v, want %s", k, v, want)
+		}
+	}
+	if p := get(get(get(app.root, "Parameters"), "MetricsPort"), "Default"); p == nil || p.Value != "5670" {
+		t.Errorf("MetricsPort default %v, want Kuma's 5670", p)
+	}
+	mapped := false
+	for _, pm := range get(sidecar, "PortMappings").Content {
+		mapped = mapped || get(pm, "ContainerPort").Value == "MetricsPort"
+	}
+	if !mapped {
+		t.Error("the sidecar must map MetricsPort")
+	}
 	deps := get(appc, "DependsOn")
 	if deps == nil || get(deps.Content[0], "ContainerName").Value != "ecsmesh-sidecar" || get(deps.Content[0], "Condition").Value != "HEALTHY" {
 		t.Error("the app must depend on the sidecar being HEALTHY")

@@ -37,6 +37,13 @@ const (
 	EnvIgnoreTerm = "ECSMESH_FAKE_ENVOY_IGNORE_TERM"
 )
 
+// FakeStats is what the fake's admin answers on GET /stats/prometheus.
+const FakeStats = `# TYPE envoy_cluster_upstream_rq_total counter
+envoy_cluster_upstream_rq_total{envoy_cluster_name="backend"} 42
+# TYPE envoy_server_live gauge
+envoy_server_live 1
+`
+
 // Files written in the record dir.
 const (
 	FileArgs      = "args"
@@ -104,6 +111,10 @@ func run(dir string) int {
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("LIVE\n")) })
 	mux.HandleFunc("POST /drain_listeners", func(w http.ResponseWriter, r *http.Request) {
 		ev("drain_listeners %s", r.URL.RawQuery)
+	})
+	mux.HandleFunc("GET /stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
+		ev("stats %s", r.URL.RawQuery)
+		_, _ = w.Write([]byte(FakeStats))
 	})
 	go func() { _ = http.Serve(ln, mux) }()
 	tokenFile := ""
