@@ -55,6 +55,11 @@ func printTable(w io.Writer, rep *report) {
 			}
 		}
 		v := fmt.Sprintf("%.2f×", r.Value)
+		switch {
+		case r.Den == "" && r.Unit != "allocs/op" && r.Unit != "growth-bytes":
+			// An absolute ceiling (ceiling in ratios.go), not a ratio.
+			v = fmt.Sprintf("%.4g %s", r.Value, r.Unit)
+		}
 		switch r.Unit {
 		case "allocs/op":
 			v = fmt.Sprintf("%g", r.Value)
