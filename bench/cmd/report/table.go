@@ -56,7 +56,7 @@ func printTable(w io.Writer, rep *report) {
 		}
 		v := fmt.Sprintf("%.2f×", r.Value)
 		switch {
-		case r.Den == "" && r.Unit != "allocs/op" && r.Unit != "growth-bytes":
+		case r.Den == "" && r.Unit != "allocs/op" && r.Unit != "growth-bytes" && r.Unit != "ratio":
 			// An absolute ceiling (ceiling in ratios.go), not a ratio.
 			v = fmt.Sprintf("%.4g %s", r.Value, r.Unit)
 		}
