@@ -286,9 +286,6 @@ func TestRecordQuotaWarnsAndStaysWithin(t *testing.T) {
 // the write budget, at most 1,110 record sets in the zone, at most 1.01
 // records of ecsmesh's per hostname.
 func TestAcceptance1000Plus100(t *testing.T) {
-	if testing.Short() {
-		t.Skip("rate-limited requests")
-	}
 	ctx := context.Background()
 	e := newEnv(t)
 	putServices(t, e.st, 0, 900)

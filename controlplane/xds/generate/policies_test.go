@@ -9,14 +9,12 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	httplocalrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -361,69 +359,6 @@ func TestPoliciesLeaveTheRestShared(t *testing.T) {
 	}
 }
 
-// TestRoutes: MeshHTTPRoute's matches become routes in Kuma's order,
-// before the default; a version subset is its own cluster with exactly
-// its dataplanes' endpoints and identities; a route to another service
-// drops the JWT-SVID bound to the one called; MeshTCPRoute splits TCP.
-func TestRoutes(t *testing.T) {
-	b := NewBuilder()
-	m, err := b.Mesh(withPolicies(t, httpRoutes+"---\n"+policyGolden[7].docs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := snapshotOf(t, b, m, "web-1", true)
-	rs := routes(listenerHCM(t, s, "outbound:127.1.0.1:8080"))
-	if len(rs) != 4 {
-		t.Fatalf("web's VIP routes: %d, want 3 policy routes and the default", len(rs))
-	}
-	if rs[0].GetMatch().GetPath() != "/old" || rs[0].GetRedirect().GetPathRedirect() != "/new" || rs[0].GetRedirect().GetResponseCode() != routev3.RedirectAction_MOVED_PERMANENTLY {
-		t.Errorf("route 0 %v, want the exact /old redirect first", rs[0])
-	}
-	if rs[1].GetMatch().GetPathSeparatedPrefix() != "/api" || rs[1].GetRoute().GetCluster() != "api" ||
-		len(rs[1].GetRequestHeadersToRemove()) != 1 || rs[1].GetRequestHeadersToRemove()[0] != "x-ecsmesh-identity" {
-		t.Errorf("route 1 %v, want /api (the longer prefix) to api without web's token", rs[1])
-	}
-	split := rs[2].GetRoute().GetWeightedClusters().GetClusters()
-	if len(split) != 2 || split[0].GetName() != "web~version=v2" || split[0].GetWeight().GetValue() != 90 || split[1].GetName() != "web" ||
-		rs[2].GetRoute().GetPrefixRewrite() != "/" || len(rs[2].GetRoute().GetRequestMirrorPolicies()) != 1 || len(rs[2].GetRequestHeadersToRemove()) != 1 {
-		t.Errorf("route 2 %v, want the 90/10 split with rewrite, mirror and header changes", rs[2])
-	}
-	for _, r := range rs[:3] {
-		if h := r.GetMatch().GetHeaders()[0]; h.GetName() != "x-ecsmesh-cluster" || h.GetStringMatch().GetExact() != "web" {
-			t.Errorf("route %s does not require x-ecsmesh-cluster: web", r.GetMatch())
-		}
-	}
-	sub := unpack(t, s, resourcev3.ClusterType, "web~version=v2", &clusterv3.Cluster{})
-	tlsCtx := &tlsv3.UpstreamTlsContext{}
-	if err := sub.GetTransportSocket().GetTypedConfig().UnmarshalTo(tlsCtx); err != nil {
-		t.Fatal(err)
-	}
-	sans := tlsCtx.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()
-	if len(sans) != 1 || sans[0].GetMatcher().GetExact() != m.SpiffeIDs["web-2"] || tlsCtx.GetSni() != "web" {
-		t.Errorf("subset cluster TLS %v, want exactly web-2's identity and SNI web", tlsCtx)
-	}
-	cla := unpack(t, s, resourcev3.EndpointType, "web~version=v2", &endpointv3.ClusterLoadAssignment{})
-	if eps := cla.GetEndpoints()[0].GetLbEndpoints(); len(eps) != 1 || eps[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress() != "10.0.1.11" {
-		t.Errorf("subset endpoints %v, want web-2 only", cla)
-	}
-	l := unpack(t, s, resourcev3.ListenerType, "outbound:127.1.0.3:8080", &listenerv3.Listener{})
-	tp := &tcpproxyv3.TcpProxy{}
-	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(tp); err != nil {
-		t.Fatal(err)
-	}
-	if w := tp.GetWeightedClusters().GetClusters(); len(w) != 2 || w[0].GetName() != "redis" || w[0].GetWeight() != 80 || w[1].GetName() != "web" {
-		t.Errorf("redis tcp_proxy %v, want an 80/20 split", tp)
-	}
-	// A route to a subset nobody serves gets no cluster: Envoy answers 503.
-	m2, err := NewBuilder().Mesh(withPolicies(t, strings.ReplaceAll(httpRoutes, "version: v2", "version: v9")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m2.ClusterByName["web~version=v9"] != nil {
-		t.Errorf("a subset without dataplanes got a cluster (it would accept no identity)")
-	}
-}
-
 // TestPolicyEffects checks one effect of each kind in the Envoy protos.
 func TestPolicyEffects(t *testing.T) {
 	build := func(docs, node string) Snapshot {
@@ -553,87 +488,6 @@ spec:
 		if h.GetStreamIdleTimeout().AsDuration() != 2*time.Minute || h.GetRequestHeadersTimeout().AsDuration() != 5*time.Second ||
 			h.GetCommonHttpProtocolOptions().GetIdleTimeout().AsDuration() != 30*time.Minute || routes(h)[0].GetRoute().GetTimeout().AsDuration() != 20*time.Second {
 			t.Errorf("inbound HCM %v", h)
-		}
-	})
-}
-
-func names(rs []*Resource) string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.Name)
-	}
-	return strings.Join(out, ",")
-}
-
-// TestReachableServices: a Dataplane listing reachableServices gets
-// configuration for those, its explicit outbounds and the backends of
-// their routes, nothing else; with auto reachability, the services whose
-// permissions admit it.
-func TestReachableServices(t *testing.T) {
-	t.Run("listed", func(t *testing.T) {
-		in := withPolicies(t, httpRoutes)
-		for i, dp := range in.Dataplanes {
-			if dp.Name == "web-2" {
-				c := *dp
-				c.Networking.TransparentProxying = &resource.TransparentProxying{ReachableServices: []string{"web"}}
-				in.Dataplanes[i] = &c
-			}
-		}
-		b := NewBuilder()
-		m, err := b.Mesh(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := b.Node(m, m.Dataplanes["web-2"], true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// web, its subset, and api: a backend of web's /api route.
-		if got := names(m.NodeClusters(n)); got != "api,web,web~version=v2" {
-			t.Errorf("clusters %s", got)
-		}
-		if got := names(m.NodeEndpoints(n)); got != "api,web,web~version=v2" {
-			t.Errorf("endpoints %s", got)
-		}
-		if got := names(m.NodeVIPListeners(n)); got != "outbound:127.1.0.1:8080,outbound:127.1.0.2:8080" {
-			t.Errorf("VIP listeners %s", got)
-		}
-		if m.NodeCluster(n, "redis") != nil || m.NodeEndpoint(n, "redis") != nil || m.NodeVIPListener(n, "outbound:127.1.0.3:8080") != nil {
-			t.Errorf("redis is served by name to a dataplane that may not reach it")
-		}
-		a, err := OutboundFilterConfig(m, n, testTokens(m, n)).Packed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := string(a.GetValue())
-		if !strings.Contains(body, `"cluster":"web"`) || strings.Contains(body, `"cluster":"redis"`) {
-			t.Errorf("outbound filter routes: %s", body)
-		}
-		checkSnapshot(t, snapshotOf(t, b, m, "web-2", true))
-		// web-1 lists nothing: everything.
-		n1, _ := b.Node(m, m.Dataplanes["web-1"], true)
-		if got := names(m.NodeClusters(n1)); got != "api,redis,web,web~version=v2" {
-			t.Errorf("web-1 clusters %s", got)
-		}
-	})
-	t.Run("auto", func(t *testing.T) {
-		in := withPolicies(t, "")
-		in.AutoReachable = true
-		b := NewBuilder()
-		m, err := b.Mesh(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// redis admits only workload web; api admits the workload/ prefix
-		// but denies batch; web has no permission: the mesh default.
-		for node, want := range map[string]string{"web-1": "api,redis,web", "api-1": "api,web"} {
-			n, err := b.Node(m, m.Dataplanes[node], true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := names(m.NodeClusters(n)); got != want {
-				t.Errorf("%s (%s) reaches %s, want %s", node, n.SpiffeID, got, want)
-			}
 		}
 	})
 }
